@@ -1,0 +1,129 @@
+"""Scaled dot-product attention, as in the seed tutorial "Understanding Basic Attention".
+
+    attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V
+
+Mask convention (the seed's): ``mask == 0`` (or ``False``) means *blocked*, anything else
+means *attend*, exactly as in ``scores.masked_fill(mask == 0, -inf)``. This is the opposite
+of ``nn.MultiheadAttention`` (True = blocked) and the same as SDPA's boolean masks
+(True = attend). The mask broadcasts over the leading (batch, head) dimensions.
+
+Fully blocked rows: a query whose keys are all blocked has no valid softmax (it would be
+0/0 = NaN). Like ``F.scaled_dot_product_attention``, we give that row zero weights, so its
+output is zero and its gradients stay finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from transformer._checks import check_floating, check_tensor, shape_str
+
+
+def scaled_scores(query: Tensor, key: Tensor) -> Tensor:
+    """Similarity of every query with every key, divided by √d_k.
+
+    query (..., L, d_k), key (..., S, d_k) -> scores (..., L, S).
+    Without the √d_k the dot products grow with d_k and push the softmax into saturation.
+    """
+    d_k = query.shape[-1]
+    return query @ key.transpose(-2, -1) / math.sqrt(d_k)  # (..., L, S)
+
+
+def softmax_over_keys(scores: Tensor) -> Tensor:
+    """Softmax along the key axis; rows that are entirely ``-inf`` become all zeros.
+
+    scores (..., L, S) -> weights (..., L, S), each row summing to 1 (or 0 if fully blocked).
+    """
+    fully_blocked = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., L, 1)
+    safe_scores = scores.masked_fill(fully_blocked, 0.0)  # (..., L, S) no all -inf rows
+    weights = torch.softmax(safe_scores, dim=-1)  # (..., L, S)
+    return weights.masked_fill(fully_blocked, 0.0)  # (..., L, S)
+
+
+def check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
+    """Check that query (..., L, d_k), key (..., S, d_k), value (..., S, d_v) fit together."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        check_tensor(name, t)
+        check_floating(name, t)
+    if query.dim() < 2:
+        raise ValueError(
+            "query: expected at least a 2-D tensor (..., seq_len, d_k), "
+            f"got {query.dim()}-D with shape {shape_str(query.shape)}"
+        )
+    for name, t in (("key", key), ("value", value)):
+        if t.dim() != query.dim():
+            raise ValueError(
+                f"{name}: expected {query.dim()}-D like query {shape_str(query.shape)}, "
+                f"got {t.dim()}-D with shape {shape_str(t.shape)}"
+            )
+        if t.shape[:-2] != query.shape[:-2]:
+            raise ValueError(
+                f"{name}: expected leading (batch, head) sizes {shape_str(query.shape[:-2])} "
+                f"like query, got {shape_str(t.shape[:-2])} in shape {shape_str(t.shape)}"
+            )
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(
+            f"key: expected feature size d_k = {query.shape[-1]} like query, "
+            f"got {key.shape[-1]} in shape {shape_str(key.shape)}"
+        )
+    if value.shape[-2] != key.shape[-2]:
+        raise ValueError(
+            f"value: expected seq_len = {key.shape[-2]} like key (one value per key), "
+            f"got {value.shape[-2]} in shape {shape_str(value.shape)}"
+        )
+    if key.dtype != query.dtype or value.dtype != query.dtype:
+        raise TypeError(
+            f"key/value: expected dtype {query.dtype} like query, got {key.dtype}/{value.dtype}"
+        )
+
+
+def check_seed_mask(mask: Tensor, scores_shape: torch.Size) -> None:
+    """Check a seed-convention mask (0/False = blocked) against scores of shape (..., L, S)."""
+    check_tensor("mask", mask)
+    wanted = f"broadcastable to the scores {shape_str(scores_shape)} (..., query_len, key_len)"
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != scores_shape:
+        raise ValueError(f"mask: expected a shape {wanted}, got {shape_str(mask.shape)}")
+    if mask.dtype == torch.bool:
+        return
+    if mask.is_complex():
+        raise TypeError(f"mask: expected bool or 0/1 numbers, got dtype {mask.dtype}")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        bad = mask[(mask != 0) & (mask != 1)].flatten()[0].item()
+        raise ValueError(
+            "mask: expected bool or 0/1 values (1 = attend, 0 = blocked), "
+            f"got the value {bad}; an additive mask (0 = attend, -inf = blocked) "
+            "belongs to nn.MultiheadAttention's attn_mask, not here"
+        )
+
+
+def attention(
+    query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention.
+
+    query (..., L, d_k), key (..., S, d_k), value (..., S, d_v); mask broadcastable to
+    (..., L, S) with 0/False = blocked. Returns output (..., L, d_v) and weights (..., L, S).
+    """
+    check_qkv(query, key, value)
+    scores = scaled_scores(query, key)  # (..., L, S)
+    if mask is not None:
+        check_seed_mask(mask, scores.shape)
+        scores = scores.masked_fill(mask == 0, float("-inf"))  # (..., L, S)
+    weights = softmax_over_keys(scores)  # (..., L, S)
+    return weights @ value, weights  # (..., L, d_v), (..., L, S)
+
+
+class ScaledDotProductAttention(nn.Module):
+    """``attention`` as a module: forward(query, key, value, mask) -> (output, weights)."""
+
+    def forward(
+        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        return attention(query, key, value, mask)

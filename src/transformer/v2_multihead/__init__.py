@@ -1,0 +1,9 @@
+"""v2_multihead: several attention heads in parallel, a drop-in for nn.MultiheadAttention.
+
+Masks follow PyTorch here: True = blocked, floating masks are added to the scores.
+"""
+
+from transformer.v2_multihead.model import MultiHeadAttentionModel, build_sequence_model
+from transformer.v2_multihead.multihead import MultiHeadAttention
+
+__all__ = ["MultiHeadAttention", "MultiHeadAttentionModel", "build_sequence_model"]
