@@ -17,7 +17,7 @@ from transformer._checks import (
     check_size,
     shape_str,
 )
-from transformer.v1_basic_attention.attention import ScaledDotProductAttention
+from transformer.v1_basic_attention.scaled_dot_product import ScaledDotProductAttention
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:

@@ -8,6 +8,11 @@ Masks follow PyTorch here (True = blocked, floats are added), not the seed's v1 
 Fully blocked rows get zero weights and a zero attention output (so the result is
 ``out_proj.bias``) on every path. PyTorch itself is inconsistent there: NaN with
 ``need_weights=True`` or on its inference fast path, zeros with ``need_weights=False``.
+
+``is_causal`` is a hint, as in PyTorch: ``attn_mask`` must be given and is what we apply.
+PyTorch, with ``need_weights=False`` and no ``key_padding_mask``, swaps ``attn_mask`` for
+SDPA's own causal mask, which also blocks the extra ``bias_k``/zero-attention keys; with
+those options it then disagrees with its own ``need_weights=True`` result. We do not copy that.
 """
 
 from __future__ import annotations

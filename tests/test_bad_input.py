@@ -1,0 +1,278 @@
+"""Bad input raises an error that names the argument, what was expected and what came."""
+
+import re
+
+import pytest
+import torch
+
+from transformer import ModelConfig, get_stage
+from transformer.v1_basic_attention import MultiHeadAttention as SeedMultiHeadAttention
+from transformer.v1_basic_attention import attention
+from transformer.v2_multihead import MultiHeadAttention
+
+
+def randn(*shape, dtype=torch.float32):
+    return torch.randn(*shape, dtype=dtype)
+
+
+MHA = MultiHeadAttention(8, 2, batch_first=True)
+MHA_SEQ_FIRST = MultiHeadAttention(8, 2, kdim=4, vdim=6)
+SEED_MHA = SeedMultiHeadAttention(8, 2)
+MODEL = get_stage("v2").build_model(ModelConfig(vocab_size=10, d_model=8, num_heads=2))
+X = randn(2, 5, 8)
+
+# (id, callable, exception type, exact message pattern)
+CASES = [
+    # constructors
+    (
+        "embed_dim not divisible",
+        lambda: MultiHeadAttention(10, 3),
+        ValueError,
+        r"embed_dim: expected a multiple of num_heads=3, got 10",
+    ),
+    (
+        "embed_dim not positive",
+        lambda: MultiHeadAttention(0, 1),
+        ValueError,
+        r"embed_dim: expected a positive integer, got 0",
+    ),
+    (
+        "num_heads not an int",
+        lambda: MultiHeadAttention(8, 2.0),
+        ValueError,
+        r"num_heads: expected a positive integer, got 2.0",
+    ),
+    (
+        "dropout out of range",
+        lambda: MultiHeadAttention(8, 2, dropout=1.5),
+        ValueError,
+        r"dropout: expected a float in \[0, 1\), got 1.5",
+    ),
+    (
+        "kdim not positive",
+        lambda: MultiHeadAttention(8, 2, kdim=-1),
+        ValueError,
+        r"kdim: expected a positive integer, got -1",
+    ),
+    (
+        "seed d_model not divisible",
+        lambda: SeedMultiHeadAttention(6, 4),
+        ValueError,
+        r"d_model: expected a multiple of num_heads=4, got 6",
+    ),
+    (
+        "config d_model not divisible",
+        lambda: ModelConfig(vocab_size=5, d_model=6, num_heads=4),
+        ValueError,
+        r"d_model: expected a multiple of num_heads=4, got 6",
+    ),
+    (
+        "config vocab_size",
+        lambda: ModelConfig(vocab_size=0),
+        ValueError,
+        r"vocab_size: expected a positive integer, got 0",
+    ),
+    # v2 forward: ranks, sizes, dtypes
+    (
+        "query rank",
+        lambda: MHA(randn(2, 2, 5, 8), X, X),
+        ValueError,
+        r"query: expected a 2-D or 3-D tensor \(batch, seq_len, feature\), or unbatched "
+        r"\(seq_len, feature\), got 4-D with shape \(2, 2, 5, 8\)",
+    ),
+    (
+        "key rank differs",
+        lambda: MHA(X, randn(5, 8), X),
+        ValueError,
+        r"key: expected a 3-D tensor like query \(2, 5, 8\), got 2-D with shape \(5, 8\)",
+    ),
+    (
+        "query features",
+        lambda: MHA(randn(2, 5, 7), X, X),
+        ValueError,
+        r"query: expected embed_dim = 8 \(dim -1\), got 7 in shape \(2, 5, 7\)",
+    ),
+    (
+        "key features vs kdim",
+        lambda: MHA_SEQ_FIRST(randn(5, 2, 8), randn(3, 2, 8), randn(3, 2, 6)),
+        ValueError,
+        r"key: expected kdim = 4 \(dim -1\), got 8 in shape \(3, 2, 8\)",
+    ),
+    (
+        "value features vs vdim",
+        lambda: MHA_SEQ_FIRST(randn(5, 2, 8), randn(3, 2, 4), randn(3, 2, 4)),
+        ValueError,
+        r"value: expected vdim = 6 \(dim -1\), got 4 in shape \(3, 2, 4\)",
+    ),
+    (
+        "batch mismatch",
+        lambda: MHA(X, randn(3, 5, 8), randn(3, 5, 8)),
+        ValueError,
+        r"key: expected batch, as in query = 2 \(dim 0\), got 3 in shape \(3, 5, 8\)",
+    ),
+    (
+        "batch mismatch seq-first",
+        lambda: MHA_SEQ_FIRST(randn(5, 2, 8), randn(3, 1, 4), randn(3, 1, 6)),
+        ValueError,
+        r"key: expected batch, as in query = 2 \(dim 1\), got 1 in shape \(3, 1, 4\)",
+    ),
+    (
+        "key/value length mismatch",
+        lambda: MHA(X, randn(2, 4, 8), randn(2, 6, 8)),
+        ValueError,
+        r"value: expected src_len, as in key = 4 \(dim 1\), got 6 in shape \(2, 6, 8\)",
+    ),
+    (
+        "query dtype",
+        lambda: MHA(randn(2, 5, 8, dtype=torch.float64), X, X),
+        TypeError,
+        r"query: expected dtype torch.float32 \(the module's parameter dtype\), got torch.float64",
+    ),
+    (
+        "integer query",
+        lambda: MHA(torch.ones(2, 5, 8, dtype=torch.long), X, X),
+        TypeError,
+        r"query: expected a floating-point tensor, got dtype torch.int64",
+    ),
+    # v2 masks
+    (
+        "attn_mask 2-D shape",
+        lambda: MHA(X, X, X, attn_mask=torch.zeros(5, 4, dtype=torch.bool)),
+        ValueError,
+        r"attn_mask: expected shape \(tgt_len=5, src_len=5\), got \(5, 4\)",
+    ),
+    (
+        "attn_mask 3-D shape",
+        lambda: MHA(X, X, X, attn_mask=torch.zeros(2, 5, 5, dtype=torch.bool)),
+        ValueError,
+        r"attn_mask: expected shape \(batch\*num_heads=4, tgt_len=5, src_len=5\), got "
+        r"\(2, 5, 5\)",
+    ),
+    (
+        "attn_mask rank",
+        lambda: MHA(X, X, X, attn_mask=torch.zeros(5, dtype=torch.bool)),
+        ValueError,
+        r"attn_mask: expected a 2-D \(tgt_len, src_len\) or 3-D \(batch\*num_heads, "
+        r"tgt_len, src_len\) tensor, got 1-D with shape \(5,\)",
+    ),
+    (
+        "attn_mask dtype",
+        lambda: MHA(X, X, X, attn_mask=torch.zeros(5, 5, dtype=torch.long)),
+        TypeError,
+        r"attn_mask: expected dtype torch.bool \(True = blocked\) or a floating-point "
+        r"additive mask, got torch.int64",
+    ),
+    (
+        "key_padding_mask transposed",
+        lambda: MHA(
+            randn(2, 7, 8),
+            randn(2, 7, 8),
+            randn(2, 7, 8),
+            key_padding_mask=torch.zeros(7, 2, dtype=torch.bool),
+        ),
+        ValueError,
+        r"key_padding_mask: expected shape \(batch=2, src_len=7\), got \(7, 2\)",
+    ),
+    (
+        "key_padding_mask dtype",
+        lambda: MHA(X, X, X, key_padding_mask=torch.zeros(2, 5, dtype=torch.int32)),
+        TypeError,
+        r"key_padding_mask: expected dtype torch.bool .* got torch.int32",
+    ),
+    (
+        "is_causal without attn_mask",
+        lambda: MHA(X, X, X, is_causal=True),
+        ValueError,
+        r"is_causal: .* expected attn_mask to be given, got None",
+    ),
+    # v1
+    (
+        "v1 query/key features",
+        lambda: attention(randn(2, 3, 4), randn(2, 5, 6), randn(2, 5, 6)),
+        ValueError,
+        r"key: expected feature size d_k = 4 like query, got 6 in shape \(2, 5, 6\)",
+    ),
+    (
+        "v1 key/value lengths",
+        lambda: attention(randn(2, 3, 4), randn(2, 5, 4), randn(2, 6, 4)),
+        ValueError,
+        r"value: expected seq_len = 5 like key \(one value per key\), got 6 in shape "
+        r"\(2, 6, 4\)",
+    ),
+    (
+        "v1 batch mismatch",
+        lambda: attention(randn(2, 3, 4), randn(3, 5, 4), randn(3, 5, 4)),
+        ValueError,
+        r"key: expected leading \(batch, head\) sizes \(2,\) like query, got \(3,\)",
+    ),
+    (
+        "v1 rank",
+        lambda: attention(randn(4), randn(4), randn(4)),
+        ValueError,
+        r"query: expected at least a 2-D tensor \(..., seq_len, d_k\), got 1-D with shape \(4,\)",
+    ),
+    (
+        "v1 mask shape",
+        lambda: attention(randn(2, 3, 4), randn(2, 5, 4), randn(2, 5, 4), torch.ones(5, 3)),
+        ValueError,
+        r"mask: expected a shape broadcastable to the scores \(2, 3, 5\) .*got \(5, 3\)",
+    ),
+    (
+        "v1 additive mask",
+        lambda: attention(
+            randn(1, 2, 4),
+            randn(1, 2, 4),
+            randn(1, 2, 4),
+            torch.tensor([[0.0, float("-inf")], [0.0, 0.0]]),
+        ),
+        ValueError,
+        r"mask: expected bool or 0/1 values \(1 = attend, 0 = blocked\), got the value "
+        r"-inf",
+    ),
+    (
+        "v1 seed MHA features",
+        lambda: SEED_MHA(randn(2, 5, 6), X, X),
+        ValueError,
+        r"query: expected d_model = 8 \(dim -1\), got 6 in shape \(2, 5, 6\)",
+    ),
+    # contract
+    (
+        "tokens dtype",
+        lambda: MODEL(torch.zeros(2, 5)),
+        TypeError,
+        r"tokens: expected integer token ids \(torch.long\), got torch.float32",
+    ),
+    (
+        "tokens rank",
+        lambda: MODEL(torch.zeros(5, dtype=torch.long)),
+        ValueError,
+        r"tokens: expected a 2-D tensor of token ids \(batch, seq_len\), got 1-D with shape \(5,\)",
+    ),
+    (
+        "tokens out of range",
+        lambda: MODEL(torch.tensor([[1, 12]])),
+        ValueError,
+        r"tokens: expected ids in \[0, vocab_size=10\), got values from 1 to 12",
+    ),
+    (
+        "not a tensor",
+        lambda: MHA([[1.0]], X, X),
+        TypeError,
+        r"query: expected a torch.Tensor, got list",
+    ),
+]
+
+
+def test_at_least_15_distinct_bad_inputs():
+    assert len({case[0] for case in CASES}) == len(CASES) >= 15
+
+
+@pytest.mark.parametrize(
+    ("fn", "error", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_input_message(fn, error, pattern):
+    with pytest.raises(error) as info:
+        fn()
+    message = str(info.value)
+    assert re.fullmatch(pattern, message) or re.match(pattern, message), message
+    assert "expected" in message and "got" in message
