@@ -27,9 +27,11 @@ def scaled_scores(query: Tensor, key: Tensor) -> Tensor:
 
     query (..., L, d_k), key (..., S, d_k) -> scores (..., L, S).
     Without the √d_k the dot products grow with d_k and push the softmax into saturation.
+    Scaling the query first gives the same numbers as dividing QKᵀ, without a second
+    (L, S)-sized tensor.
     """
     d_k = query.shape[-1]
-    return query @ key.transpose(-2, -1) / math.sqrt(d_k)  # (..., L, S)
+    return (query / math.sqrt(d_k)) @ key.transpose(-2, -1)  # (..., L, S)
 
 
 def softmax_over_keys(scores: Tensor) -> Tensor:
@@ -38,7 +40,11 @@ def softmax_over_keys(scores: Tensor) -> Tensor:
     scores (..., L, S) -> weights (..., L, S), each row summing to 1 (or 0 if fully blocked).
     """
     fully_blocked = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., L, 1)
-    safe_scores = scores.masked_fill(fully_blocked, 0.0)  # (..., L, S) no all -inf rows
+    if not fully_blocked.any():  # the usual case: a plain softmax, no extra (L, S) tensors
+        return torch.softmax(scores, dim=-1)  # (..., L, S)
+    # softmax of an all -inf row is 0/0 = NaN, in the output and in the gradient; give
+    # those rows finite scores first, then zero weights.
+    safe_scores = scores.masked_fill(fully_blocked, 0.0)  # (..., L, S)
     weights = torch.softmax(safe_scores, dim=-1)  # (..., L, S)
     return weights.masked_fill(fully_blocked, 0.0)  # (..., L, S)
 
