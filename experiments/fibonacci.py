@@ -1,0 +1,8 @@
+"""The fibonacci experiment against any stage (see `--help`); logic in transformer.experiments."""
+
+import sys
+
+from transformer.experiments.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("fibonacci"))

@@ -1,0 +1,109 @@
+"""Collect the three experiments into one table and one figure: stages x experiments.
+
+    python experiments/compare.py [--run] [--results results/] [--out results/compare/]
+
+With ``--run`` it first runs every experiment on every registered stage (``--version all``),
+passing on ``--seed``, ``--steps``, ``--device`` and ``--quick``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from transformer.contract import list_stages
+from transformer.experiments import cli, plots
+from transformer.experiments.atomic import write_bytes, write_json
+from transformer.experiments.tasks import TASKS
+
+
+def build_parser() -> cli.OneLineParser:
+    parser = cli.OneLineParser(prog="compare.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="where the experiments wrote their results (default results/)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="default <results>/compare/")
+    parser.add_argument("--run", action="store_true", help="run all experiments first")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true")
+    return parser
+
+
+def collect(results: Path) -> dict[str, dict[str, dict]]:
+    """{experiment: {version: results.json contents}} for every file that exists."""
+    found: dict[str, dict[str, dict]] = {}
+    for experiment in TASKS:
+        for stage in list_stages():
+            path = results / experiment / stage.version / "results.json"
+            if path.is_file():
+                found.setdefault(experiment, {})[stage.version] = json.loads(path.read_text())
+    return found
+
+
+def markdown_table(found: dict[str, dict[str, dict]]) -> str:
+    """Held-out accuracy per stage (rows) and experiment (columns), with chance."""
+    experiments = [e for e in TASKS if e in found]
+    versions = [s.version for s in list_stages() if any(s.version in found[e] for e in found)]
+    header = "| stage | " + " | ".join(experiments) + " |"
+    lines = [header, "|---" * (len(experiments) + 1) + "|"]
+    for version in versions:
+        cells = []
+        for experiment in experiments:
+            run = found[experiment].get(version)
+            cells.append("—" if run is None else f"{100 * run['trained']['accuracy']:.1f}%")
+        lines.append(f"| {version} | " + " | ".join(cells) + " |")
+    chance = [f"{100 * TASKS[e].chance:.1f}%" for e in experiments]
+    lines.append("| chance | " + " | ".join(chance) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = args.out or args.results / "compare"
+    for path in (args.results, out):
+        problem = cli.check_writable(path)
+        if problem:
+            parser.error(problem.replace("--out", "--results" if path == args.results else "--out"))
+    if args.run:
+        passed = ["--version", "all", "--seed", str(args.seed), "--device", args.device]
+        passed += ["--steps", str(args.steps)] if args.steps is not None else []
+        passed += ["--quick"] if args.quick else []
+        for experiment in TASKS:
+            cli.parse(experiment, [*passed, "--out", str(args.results / experiment)])
+        for experiment in TASKS:
+            cli.main(experiment, [*passed, "--out", str(args.results / experiment)])
+    found = collect(args.results)
+    if not found:
+        parser.error(
+            f"--results: expected experiment results under {args.results}/, found none "
+            "(run the experiments first, or pass --run)"
+        )
+    table = markdown_table(found)
+    summary = {
+        experiment: {
+            version: {
+                key: run["trained"][key]
+                for key in ("accuracy", "chance", "heldout_loss", "best_head_attention_mass")
+            }
+            | {"seed": run["seed"], "steps": run["training"]["steps"], "device": run["device"]}
+            for version, run in runs.items()
+        }
+        for experiment, runs in found.items()
+    }
+    plots.comparison_chart(
+        out / "comparison.png",
+        {e: {v: r["trained"]["accuracy"] for v, r in runs.items()} for e, runs in found.items()},
+        {e: TASKS[e].chance for e in found},
+    )
+    write_bytes(out / "comparison.md", table.encode())
+    write_json(out / "comparison.json", summary)
+    print("Held-out accuracy, stages x experiments:\n")
+    print(table)
+    print(f"wrote {out / 'comparison.json'}, comparison.md and comparison.png")
+    return 0

@@ -1,0 +1,186 @@
+"""The experiment scripts end to end, as a learner runs them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transformer.experiments import cli
+from transformer.experiments.atomic import write_json
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = ["pattern", "fibonacci", "sequential"]
+FIGURES = ["loss_curve.png", "probe_attention.png", "results.json", "trained_attention.png"]
+
+
+def run_script(name, *args, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+
+
+def check_schema(result: dict, experiment: str, version: str) -> None:
+    assert result["experiment"] == experiment and result["version"] == version
+    for key in (
+        "stage_idea",
+        "task",
+        "model",
+        "training",
+        "seed",
+        "device",
+        "torch_version",
+        "probe",
+        "trained",
+        "files",
+    ):
+        assert key in result, key
+    probe, trained = result["probe"], result["trained"]
+    for key in ("tokens", "similar_weight", "dissimilar_weight", "last_query_weights"):
+        assert key in probe, key
+    assert sum(probe["last_query_weights"]) == pytest.approx(1.0, abs=1e-4)
+    for key in (
+        "accuracy",
+        "chance",
+        "final_train_loss",
+        "heldout_loss",
+        "loss_curve",
+        "attention_mass_on_needed",
+        "best_head_attention_mass",
+        "uniform_attention_mass",
+    ):
+        assert key in trained, key
+    assert 0.0 <= trained["accuracy"] <= 1.0
+    assert trained["chance"] == pytest.approx(1 / result["task"]["vocab_size"], abs=1e-6)
+    masses = trained["attention_mass_on_needed"]
+    assert len(masses) == result["model"]["num_layers"]
+    assert all(len(heads) == (1 if version == "v1" else 4) for heads in masses.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_script_runs_every_stage_in_quick_mode(experiment, tmp_path):
+    out = tmp_path / experiment
+    proc = run_script(experiment, "--version", "all", "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy" in proc.stdout and "chance" in proc.stdout
+    for version in ("v1", "v2"):
+        assert sorted(p.name for p in (out / version).iterdir()) == FIGURES
+        for png in FIGURES:
+            if png.endswith(".png"):
+                assert (out / version / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        check_schema(json.loads((out / version / "results.json").read_text()), experiment, version)
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert set(comparison["stages"]) == {"v1", "v2"}
+
+
+@pytest.mark.slow
+def test_default_output_directory_is_results_experiment(tmp_path):
+    proc = run_script("sequential", "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "results" / "sequential" / "v1" / "results.json").is_file()
+
+
+BAD_FLAGS = [
+    (["--version", "v9"], "--version: unknown stage 'v9'; known stages: v1, v2, all"),
+    (["--steps", "0"], "--steps: expected a positive number of steps, got 0"),
+    (["--steps", "-5"], "--steps: expected a positive number of steps, got -5"),
+    (["--device", "tpu"], "--device: expected auto, cpu or cuda, got 'tpu'"),
+    (["--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
+]
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_FLAGS)
+def test_bad_flags_exit_2_with_one_line_and_write_nothing(flags, message, tmp_path):
+    out = tmp_path / "out"
+    proc = run_script("fibonacci", *flags, "--out", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr == f"fibonacci.py: error: {message}\n"
+    assert not out.exists()
+
+
+def test_unwritable_out_exits_2(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = run_script("pattern", "--quick", "--out", str(blocker / "sub"))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"pattern.py: error: --out: expected a writable directory, but {blocker} is a file\n"
+    )
+
+
+def test_cuda_without_cuda_exits_2(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as info:
+        cli.parse("fibonacci", ["--device", "cuda", "--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+
+
+def test_same_seed_gives_identical_results_file(tmp_path, capsys):
+    for run in ("a", "b", "c"):
+        seed = "1" if run == "c" else "0"
+        cli.main(
+            "fibonacci",
+            ["--quick", "--version", "v2", "--seed", seed, "--out", str(tmp_path / run)],
+        )
+    a, b, c = ((tmp_path / r / "v2" / "results.json").read_bytes() for r in "abc")
+    assert a == b
+    assert a != c
+
+
+def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
+    path = tmp_path / "results.json"
+    write_json(path, {"old": 1})
+
+    class Unserialisable:
+        pass
+
+    with pytest.raises(TypeError):
+        write_json(path, {"new": Unserialisable()})
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+@pytest.mark.slow
+def test_compare_collects_stages_by_experiments(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "compare.py"),
+            "--run",
+            "--quick",
+            "--results",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| stage | pattern | fibonacci | sequential |" in proc.stdout
+    summary = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    assert set(summary) == set(EXPERIMENTS)
+    assert all(set(runs) == {"v1", "v2"} for runs in summary.values())
+    assert (tmp_path / "compare" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    table = (tmp_path / "compare" / "comparison.md").read_text()
+    run = json.loads((tmp_path / "fibonacci" / "v2" / "results.json").read_text())
+    assert f"{100 * run['trained']['accuracy']:.1f}%" in table.splitlines()[3]
+
+
+def test_compare_without_results_exits_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "compare.py"), "--results", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("compare.py: error: --results: expected experiment results")
+    assert proc.stderr.count("\n") == 1
