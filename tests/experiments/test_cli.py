@@ -49,6 +49,7 @@ def check_schema(result: dict, experiment: str, version: str) -> None:
     for key in (
         "accuracy",
         "chance",
+        "seen_token_guess",
         "final_train_loss",
         "heldout_loss",
         "loss_curve",

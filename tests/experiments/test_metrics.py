@@ -6,6 +6,7 @@ import torch
 from transformer.experiments.metrics import (
     accuracy,
     attention_mass,
+    seen_token_guess,
     similar_vs_dissimilar,
     uniform_attention_mass,
 )
@@ -40,9 +41,28 @@ def test_uniform_attention_mass_under_a_causal_mask():
     assert uniform_attention_mass(needed, targets, causal=False) == pytest.approx(1 / 3)
 
 
-def test_similar_vs_dissimilar():
-    tokens = torch.tensor([7, 8, 7])
-    weights = torch.tensor([[1.0, 0.0, 0.0], [0.4, 0.6, 0.0], [0.5, 0.2, 0.3]])
+def test_similar_vs_dissimilar_compares_within_rows():
+    tokens = torch.tensor([7, 8, 7, 8])
+    weights = torch.tensor(
+        [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.9, 0.1, 0.0, 0.0],  # no earlier 8: row left out (its big weight is positional)
+            [0.5, 0.2, 0.3, 0.0],  # similar: key 0 (0.5); dissimilar: key 1 (0.2)
+            [0.1, 0.3, 0.2, 0.4],  # similar: key 1 (0.3); dissimilar: keys 0, 2 (0.15)
+        ]
+    )
     similar, dissimilar = similar_vs_dissimilar(weights, tokens)
-    assert similar == pytest.approx(0.5)  # query 2 -> key 0, both token 7
-    assert dissimilar == pytest.approx((0.4 + 0.2) / 2)  # query 1 -> key 0, query 2 -> key 1
+    assert similar == pytest.approx((0.5 + 0.3) / 2)
+    assert dissimilar == pytest.approx((0.2 + 0.15) / 2)
+
+
+def test_similar_vs_dissimilar_needs_a_repeat():
+    with pytest.raises(ValueError, match="tokens: expected a repeated token"):
+        similar_vs_dissimilar(torch.eye(3), torch.tensor([1, 2, 3]))
+
+
+def test_seen_token_guess():
+    inputs = torch.tensor([[3, 4, 3, 5]])
+    targets = torch.tensor([[IGNORE, 3, 9, 4]])
+    # t=1: seen {3, 4}, answer 3 -> 1/2; t=2: answer 9 never seen -> 0; t=3: {3, 4, 5} -> 1/3
+    assert seen_token_guess(inputs, targets) == pytest.approx((1 / 2 + 0 + 1 / 3) / 3)

@@ -105,6 +105,7 @@ def summary_row(run: StageRun, seconds: float) -> str:
     trained, probe = r["trained"], r["probe"]
     return (
         f"{r['version']:<8}{100 * trained['accuracy']:>9.1f}%{100 * trained['chance']:>8.1f}%"
+        f"{100 * trained['seen_token_guess']:>8.1f}%"
         f"{trained['final_train_loss']:>12.3f}{trained['heldout_loss']:>11.3f}"
         f"{trained['best_head_attention_mass']:>10.2f}{trained['uniform_attention_mass']:>9.2f}"
         f"{probe['similar_weight']:>9.3f}{probe['dissimilar_weight']:>9.3f}{seconds:>7.1f}s"
@@ -122,11 +123,12 @@ def probe_line(run: StageRun) -> str:
 
 
 HEADER = (
-    f"{'stage':<8}{'accuracy':>10}{'chance':>9}{'train loss':>12}{'held loss':>11}"
+    f"{'stage':<8}{'accuracy':>10}{'chance':>9}{'guess':>9}{'train loss':>12}{'held loss':>11}"
     f"{'mass@need':>10}{'uniform':>9}{'sim (0)':>9}{'dis (0)':>9}{'time':>8}"
 )
 LEGEND = (
-    "accuracy: held-out, at scored positions. mass@need: the best head's attention on the "
+    "accuracy: held-out, at scored positions. guess: accuracy of guessing among the tokens "
+    "seen so far, a baseline that needs no order. mass@need: the best head's attention on the "
     "positions the answer needs (trained); uniform: the same for evenly spread attention. "
     "sim/dis (0): untrained probe, mean weight on keys with the same / another token."
 )
@@ -153,6 +155,7 @@ def main(experiment: str, argv: list[str] | None = None) -> int:
             for key in (
                 "accuracy",
                 "chance",
+                "seen_token_guess",
                 "final_train_loss",
                 "heldout_loss",
                 "best_head_attention_mass",

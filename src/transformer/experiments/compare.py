@@ -59,6 +59,11 @@ def markdown_table(found: dict[str, dict[str, dict]]) -> str:
         lines.append(f"| {version} | " + " | ".join(cells) + " |")
     chance = [f"{100 * TASKS[e].chance:.1f}%" for e in experiments]
     lines.append("| chance | " + " | ".join(chance) + " |")
+    guess = [
+        f"{100 * next(iter(found[e].values()))['trained']['seen_token_guess']:.1f}%"
+        for e in experiments
+    ]
+    lines.append("| guess among seen tokens | " + " | ".join(guess) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -89,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         experiment: {
             version: {
                 key: run["trained"][key]
-                for key in ("accuracy", "chance", "heldout_loss", "best_head_attention_mass")
+                for key in (
+                    "accuracy",
+                    "chance",
+                    "seen_token_guess",
+                    "heldout_loss",
+                    "best_head_attention_mass",
+                )
             }
             | {"seed": run["seed"], "steps": run["training"]["steps"], "device": run["device"]}
             for version, run in runs.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from transformer.experiments.tasks import IGNORE
@@ -13,6 +14,20 @@ def accuracy(logits: Tensor, targets: Tensor) -> float:
     scored = targets != IGNORE  # (N, T)
     correct = (logits.argmax(dim=-1) == targets) & scored  # (N, T)
     return correct.sum().item() / scored.sum().item()
+
+
+def seen_token_guess(inputs: Tensor, targets: Tensor) -> float:
+    """Accuracy of guessing uniformly among the distinct tokens seen so far (x[0..t]).
+
+    A baseline that needs no order at all: a model that only knows which tokens occurred
+    scores about this much. inputs, targets (N, T).
+    """
+    vocab = int(max(inputs.max(), targets.max())) + 1
+    seen = F.one_hot(inputs, vocab).cumsum(dim=1) > 0  # (N, T, V) token seen at or before t
+    scored = targets != IGNORE  # (N, T)
+    answer_seen = seen.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (N, T)
+    guess = answer_seen / seen.sum(dim=-1)  # (N, T) chance of picking it among the seen
+    return (guess * scored).sum().item() / scored.sum().item()
 
 
 def attention_mass(weights: Tensor, needed: Tensor, targets: Tensor) -> list[float]:
@@ -38,13 +53,20 @@ def uniform_attention_mass(needed: Tensor, targets: Tensor, causal: bool = True)
 
 
 def similar_vs_dissimilar(weights: Tensor, tokens: Tensor) -> tuple[float, float]:
-    """The seed's probe: mean weight a query gives keys with its own token vs other tokens.
+    """The seed's probe: weight a query gives earlier keys with its own token vs other tokens.
 
-    weights (T, T) for one sequence (already averaged over heads), tokens (T,). Only keys a
-    query can see (weight > 0 or on/below the diagonal) count; the query itself is excluded.
+    weights (T, T) for one sequence (already averaged over heads), tokens (T,). Compared
+    within each query row, then averaged over the rows that have both kinds of earlier key:
+    under a causal mask early rows have fewer keys and so larger weights, which would
+    otherwise pass for a preference.
     """
     seq_len = tokens.shape[0]
-    visible = torch.ones(seq_len, seq_len, dtype=torch.bool).tril(-1)  # (T, T) earlier keys
-    same = (tokens.unsqueeze(1) == tokens.unsqueeze(0)) & visible  # (T, T)
-    different = (tokens.unsqueeze(1) != tokens.unsqueeze(0)) & visible  # (T, T)
-    return weights[same].mean().item(), weights[different].mean().item()
+    earlier = torch.ones(seq_len, seq_len, dtype=torch.bool).tril(-1)  # (T, T) keys j < i
+    same_token = tokens.unsqueeze(1) == tokens.unsqueeze(0)  # (T, T)
+    similar, dissimilar = same_token & earlier, ~same_token & earlier  # (T, T)
+    rows = similar.any(dim=-1) & dissimilar.any(dim=-1)  # (T,) queries with both kinds
+    if not rows.any():
+        raise ValueError("tokens: expected a repeated token after a different one, got none")
+    mean_similar = (weights * similar).sum(-1)[rows] / similar.sum(-1)[rows]  # (R,)
+    mean_dissimilar = (weights * dissimilar).sum(-1)[rows] / dissimilar.sum(-1)[rows]  # (R,)
+    return mean_similar.mean().item(), mean_dissimilar.mean().item()

@@ -15,6 +15,7 @@ from transformer.experiments.atomic import write_json
 from transformer.experiments.metrics import (
     accuracy,
     attention_mass,
+    seen_token_guess,
     similar_vs_dissimilar,
     uniform_attention_mass,
 )
@@ -75,6 +76,7 @@ def evaluate(model, task: Task, n: int, seed: int, device: torch.device) -> tupl
     measured = {
         "accuracy": rounded(accuracy(logits, batch.targets)),
         "chance": rounded(task.chance),
+        "seen_token_guess": rounded(seen_token_guess(batch.inputs, batch.targets)),
         "heldout_loss": rounded(sequence_loss(logits, batch.targets).item()),
         "attention_mass_on_needed": masses,
         "best_head_attention_mass": best,
