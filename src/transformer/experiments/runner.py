@@ -58,6 +58,8 @@ def probe(model, task: Task, device: torch.device) -> tuple[dict, list[torch.Ten
         "similar_weight": rounded(similar),
         "dissimilar_weight": rounded(dissimilar),
         "last_query_weights": rounded(mean_first_layer[-1].tolist()),
+        "last_query_weight_min": rounded(mean_first_layer[-1].min().item()),
+        "last_query_weight_max": rounded(mean_first_layer[-1].max().item()),
         "last_query_weights_per_head": rounded(maps[0][:, -1].tolist()),
     }, maps
 

@@ -1,0 +1,72 @@
+"""The tutorials: quoted numbers match the results, links resolve, code blocks run."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from transformer.experiments import quotes
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "tutorials"
+RESULTS = TUTORIALS / "results"
+PAGES = sorted(TUTORIALS.glob("[0-9][0-9]_*.md"))
+ALL_PAGES = [*PAGES, TUTORIALS / "README.md"]
+
+
+def test_there_are_tutorials_for_v1_and_v2():
+    assert [p.name for p in PAGES][:2] == ["01_basic_attention.md", "02_multihead_attention.md"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_quoted_numbers_match_the_committed_results(page):
+    text = page.read_text()
+    assert len(list(quotes.QUOTE.finditer(text))) >= 10
+    assert quotes.mismatches(text, RESULTS) == []
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=lambda p: p.name)
+def test_every_decimal_in_prose_names_its_source(page):
+    assert quotes.unquoted_numbers(page.read_text()) == []
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=lambda p: p.name)
+def test_links_and_images_resolve(page):
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text())
+    assert targets
+    for target in targets:
+        if not target.startswith("http"):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_python_blocks_run(page, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.DOTALL)
+    assert blocks
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {"__name__": "tutorial"}
+    for number, block in enumerate(blocks, 1):
+        exec(compile(block, f"{page.name} python block {number}", "exec"), namespace)  # noqa: S102
+
+
+def test_quote_checker_catches_a_wrong_number(tmp_path):
+    (tmp_path / "r.json").write_text('{"a": {"acc": 0.5}}')
+    good = "reaches 50.0%<!--r:r.json:a.acc:pct1--> here"
+    assert quotes.mismatches(good, tmp_path) == []
+    assert quotes.mismatches(good.replace("50.0%", "51.0%"), tmp_path) == [
+        "r.json:a.acc: the tutorial says 51.0%, the results say 50.0%"
+    ]
+    assert quotes.refresh(good.replace("50.0%", "9.9%"), tmp_path) == good
+    assert quotes.unquoted_numbers("accuracy 93.4% and 0.25 in `0.5` code") == ["93.4%", "0.25"]
+    assert quotes.unquoted_numbers(good) == []
+
+
+@pytest.mark.slow
+def test_quoted_numbers_match_a_fresh_regeneration(tmp_path):
+    spec = importlib.util.spec_from_file_location("regenerate", TUTORIALS / "regenerate.py")
+    regenerate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(regenerate)
+    regenerate.regenerate(tmp_path)
+    for page in PAGES:
+        assert quotes.mismatches(page.read_text(), tmp_path) == [], page.name
