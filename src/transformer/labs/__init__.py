@@ -1,0 +1,20 @@
+"""Checks for the labs in ``tutorials/labs``, where learners implement attention themselves.
+
+Each ``labNN`` module holds check functions that take the learner's implementation and raise
+:class:`LabCheckFailure` (an ``AssertionError``) naming the likely mistake, with the maximum
+absolute error and where it occurs:
+
+* ``lab01.check_attention``: scaled dot-product attention with the seed's mask.
+* ``lab02.check_attention_maps``, ``lab02.check_plot_attention``: reading and drawing
+  attention through the stage contract.
+* ``lab03.check_split_heads``, ``check_merge_heads``, ``check_multihead``: multi-head attention.
+* ``lab04.check_to_torch_mask``, ``check_load_from_torch``, ``check_matches_torch``: the
+  seed's multi-head attention against ``torch.nn.MultiheadAttention``.
+
+Solutions: labs 01 and 03 are ``transformer.v1_basic_attention``; labs 02 and 04 are
+``transformer.labs.solutions``.
+"""
+
+from transformer.labs.checks import LabCheckFailure, load_learner_module
+
+__all__ = ["LabCheckFailure", "load_learner_module"]

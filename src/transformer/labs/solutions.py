@@ -1,0 +1,70 @@
+"""Solutions to the labs that have no stage module of their own: lab 02 and lab 04.
+
+Labs 01 and 03 are solved by the stage itself: ``transformer.v1_basic_attention``'s
+``attention``, ``split_heads``, ``merge_heads`` and ``MultiHeadAttention``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from transformer.contract import SequenceModel
+
+# ---- lab 02: read and draw attention ----
+
+
+def attention_maps(model: SequenceModel, tokens: Tensor, index: int = 0) -> list[Tensor]:
+    """Run ``model`` on tokens (batch, seq); return sequence ``index``'s weights, one
+    (heads, seq, seq) tensor per layer."""
+    model(tokens)  # fills model.attention_maps: per layer (batch, heads, seq, seq)
+    return [layer[index] for layer in model.attention_maps]  # per layer (H, T, T)
+
+
+def plot_attention(weights: Tensor, tokens: Sequence[object], title: str) -> Figure:
+    """One heatmap of weights (seq, seq): rows are queries, columns keys, colours 0..1."""
+    labels = [str(t) for t in tokens]
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    sns.heatmap(
+        weights.detach().cpu().numpy(),  # (T, T): row i = where query i looked
+        ax=ax,
+        vmin=0.0,
+        vmax=1.0,
+        cmap="viridis",
+        square=True,
+        xticklabels=labels,
+        yticklabels=labels,
+        cbar_kws={"label": "attention weight"},
+    )
+    ax.set_xlabel("key")
+    ax.set_ylabel("query")
+    ax.set_title(title)
+    return fig
+
+
+# ---- lab 04: nn.MultiheadAttention's conventions ----
+
+
+def to_torch_mask(seed_mask: Tensor) -> Tensor:
+    """Seed mask (L, S), 0/False = blocked -> nn.MultiheadAttention's attn_mask, True = blocked."""
+    return seed_mask == 0  # (L, S) bool
+
+
+@torch.no_grad()
+def load_from_torch(ours: nn.Module, theirs: nn.MultiheadAttention) -> None:
+    """Copy ``theirs``' weights into the seed module ``ours`` (w_q, w_k, w_v, w_o), in place.
+
+    ``in_proj_weight`` (3E, E) stacks the q, k and v rows; ``in_proj_bias`` (3E,) likewise.
+    """
+    weights = theirs.in_proj_weight.chunk(3)  # q, k, v: 3 x (E, E)
+    biases = theirs.in_proj_bias.chunk(3)  # q, k, v: 3 x (E,)
+    for layer, weight, bias in zip((ours.w_q, ours.w_k, ours.w_v), weights, biases, strict=True):
+        layer.weight.copy_(weight)
+        layer.bias.copy_(bias)
+    ours.w_o.weight.copy_(theirs.out_proj.weight)
+    ours.w_o.bias.copy_(theirs.out_proj.bias)

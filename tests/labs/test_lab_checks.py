@@ -1,0 +1,155 @@
+"""The lab checks are valid: solutions pass, and each common mistake fails with its name."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.labs import broken
+from transformer.labs import LabCheckFailure, lab01, lab02, lab03, lab04, solutions
+from transformer.v1_basic_attention import (
+    MultiHeadAttention,
+    attention,
+    merge_heads,
+    split_heads,
+)
+
+
+def milestone_with_load(load_fn):
+    lab04.check_matches_torch(load_fn, solutions.to_torch_mask)
+
+
+def milestone_with_mask(mask_fn):
+    lab04.check_matches_torch(solutions.load_from_torch, mask_fn)
+
+
+SOLVED = [
+    pytest.param(lab01.check_attention, attention, id="lab01-attention"),
+    pytest.param(lab02.check_attention_maps, solutions.attention_maps, id="lab02-maps"),
+    pytest.param(lab02.check_plot_attention, solutions.plot_attention, id="lab02-plot"),
+    pytest.param(lab03.check_split_heads, split_heads, id="lab03-split"),
+    pytest.param(lab03.check_merge_heads, merge_heads, id="lab03-merge"),
+    pytest.param(lab03.check_multihead, MultiHeadAttention, id="lab03-multihead"),
+    pytest.param(lab04.check_to_torch_mask, solutions.to_torch_mask, id="lab04-mask"),
+    pytest.param(lab04.check_load_from_torch, solutions.load_from_torch, id="lab04-load"),
+    pytest.param(milestone_with_load, solutions.load_from_torch, id="lab04-milestone"),
+    # learner-style code: a plain torch.softmax, -inf masking, .view and .reshape
+    pytest.param(lab01.check_attention, broken.attention_correct, id="lab01-learner-style"),
+    pytest.param(lab03.check_multihead, broken.LearnerMultiHead, id="lab03-learner-style"),
+]
+
+
+@pytest.mark.parametrize(("check", "solution"), SOLVED)
+def test_solutions_pass(check, solution):
+    check(solution)
+
+
+def test_milestone_passes_with_another_seed_module_class():
+    lab04.check_matches_torch(
+        solutions.load_from_torch, solutions.to_torch_mask, broken.LearnerMultiHead
+    )
+
+
+# (check, broken implementation, phrase naming the mistake, whether numbers are compared)
+BROKEN = [
+    (lab01.check_attention, broken.attention_no_scaling, "forgot to divide the scores by √d_k", 1),
+    (lab01.check_attention, broken.attention_scaled_by_dk, "by d_k instead of √d_k", 1),
+    (
+        lab01.check_attention,
+        broken.attention_softmax_over_queries,
+        "softmax is taken over the wrong dimension (queries instead of keys)",
+        1,
+    ),
+    (lab01.check_attention, broken.attention_mask_inverted, "the mask is inverted", 1),
+    (lab01.check_attention, broken.attention_mask_filled_with_zero, "set to 0 instead of -inf", 1),
+    (
+        lab01.check_attention,
+        broken.attention_returns_weights_first,
+        "you returned (weights, output)",
+        0,
+    ),
+    (lab02.check_attention_maps, broken.maps_batch_averaged, "averaged over the batch", 1),
+    (lab02.check_attention_maps, broken.maps_head_averaged, "averaged over the heads", 0),
+    (lab02.check_attention_maps, broken.maps_wrong_layer, "this is layer 2's map: entry 0", 1),
+    (lab02.check_attention_maps, broken.maps_first_sequence, "this is sequence 0 of the batch", 1),
+    (
+        lab02.check_attention_maps,
+        broken.maps_without_running_the_model,
+        "maps of an earlier forward pass",
+        0,
+    ),
+    (lab02.check_plot_attention, broken.plot_transposed, "heatmap is transposed", 1),
+    (
+        lab02.check_plot_attention,
+        broken.plot_without_tick_labels,
+        "x tick labels are the positions 0, 1, 2, ..., not the tokens",
+        0,
+    ),
+    (lab02.check_plot_attention, broken.plot_reversed_tick_labels, "in reverse order", 0),
+    (
+        lab02.check_plot_attention,
+        broken.plot_colour_scale_not_fixed,
+        "colour scale is not fixed to [0, 1]",
+        0,
+    ),
+    (lab02.check_plot_attention, broken.plot_swapped_axis_titles, "axis titles are swapped", 0),
+    (lab02.check_plot_attention, broken.plot_returns_axes, "return the Figure", 0),
+    (lab03.check_split_heads, broken.split_without_transpose, "without the transpose", 1),
+    (lab03.check_split_heads, broken.split_returns_time_first, "so that heads come first", 0),
+    (lab03.check_merge_heads, broken.merge_without_transpose, "merged in the wrong order", 1),
+    (lab03.check_merge_heads, broken.merge_with_view_after_transpose, "use .reshape", 0),
+    (lab03.check_multihead, broken.MultiHeadMergedWrong, "merged in the wrong order", 1),
+    (lab03.check_multihead, broken.MultiHeadScaledByDModel, "divided by √d_model", 1),
+    (lab03.check_multihead, broken.MultiHeadAveragedWeights, "not their average", 0),
+    (lab03.check_multihead, broken.MultiHeadMaskInverted, "the mask is inverted", 1),
+    (
+        lab04.check_load_from_torch,
+        broken.load_qkv_swapped,
+        "q, k and v rows of in_proj_weight are in the wrong order",
+        1,
+    ),
+    (lab04.check_load_from_torch, broken.load_kv_swapped, "in the wrong order", 1),
+    (lab04.check_load_from_torch, broken.load_transposed, "w_q.weight is transposed", 1),
+    (lab04.check_load_from_torch, broken.load_without_biases, "w_q.bias was not copied", 1),
+    (lab04.check_load_from_torch, broken.load_into_a_copy, "w_q.weight was not copied", 1),
+    (milestone_with_load, broken.load_qkv_swapped, "in the wrong order", 1),
+    (milestone_with_load, broken.load_without_biases, "w_q.bias was not copied", 1),
+    (lab04.check_to_torch_mask, broken.mask_not_converted, "mask convention was not converted", 1),
+    (lab04.check_to_torch_mask, broken.mask_as_float, "expected dtype torch.bool", 0),
+    (milestone_with_mask, broken.mask_not_converted, "mask convention was not converted", 1),
+    (milestone_with_mask, broken.mask_as_float, "adds a floating attn_mask", 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "wrong", "phrase", "numeric"),
+    [pytest.param(*row, id=f"{row[0].__name__}-{row[1].__name__}") for row in BROKEN],
+)
+def test_each_mistake_is_named(check, wrong, phrase, numeric):
+    with pytest.raises(LabCheckFailure) as failure:
+        check(wrong)
+    message = str(failure.value)
+    assert phrase in message, message
+    if numeric:
+        assert "max abs error" in message and "at index (" in message, message
+    assert "inputs:" in message, message
+
+
+def test_a_mistake_no_check_knows_still_gives_the_error_and_where():
+    def off_by_a_little(query, key, value, mask=None):
+        output, weights = attention(query, key, value, mask)
+        output[..., -1, -1] += 0.5  # (..., L, d_v): one number per sequence is off
+        return output, weights
+
+    with pytest.raises(LabCheckFailure, match="differs from the correct result") as failure:
+        lab01.check_attention(off_by_a_little)
+    assert "attention() output" in str(failure.value)
+    assert "max abs error 0.5 at index (0, 3, 7)" in str(failure.value)
+
+
+def test_a_crash_in_the_learners_code_names_the_function_and_inputs():
+    def crashes(query, key, value, mask=None):
+        return query @ key  # (..., L, d_k) @ (..., S, d_k): wrong shapes
+
+    with pytest.raises(LabCheckFailure, match=r"attention\(\) raised RuntimeError") as failure:
+        lab01.check_attention(crashes)
+    assert "inputs: query (2, 4, 8) float32" in str(failure.value)

@@ -1,0 +1,113 @@
+"""The learner's files in tutorials/labs: untouched skeletons fail with "not implemented yet",
+the same test files pass once a skeleton holds a solution, and the one command works."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transformer.labs import LabCheckFailure, lab01, lab02, lab03, lab04, load_learner_module
+
+ROOT = Path(__file__).resolve().parents[2]
+LABS = ROOT / "tutorials" / "labs"
+
+# lab directory -> (skeleton file, the solution that can replace it)
+LAB_FILES = {
+    "lab01_dot_product": (
+        "attention.py",
+        "from transformer.v1_basic_attention import attention\n",
+    ),
+    "lab02_visualization": (
+        "visualize.py",
+        "from transformer.labs.solutions import attention_maps, plot_attention\n",
+    ),
+    "lab03_multihead": (
+        "multihead.py",
+        "from transformer.v1_basic_attention import MultiHeadAttention, merge_heads, split_heads\n",
+    ),
+    "lab04_pytorch_comparison": (
+        "compare.py",
+        "from transformer.labs.solutions import load_from_torch, to_torch_mask\n",
+    ),
+}
+
+
+def skeleton(lab: str):
+    return load_learner_module(LABS / lab / LAB_FILES[lab][0])
+
+
+SKELETON_CHECKS = [
+    pytest.param("lab01_dot_product", lambda m: lab01.check_attention(m.attention), id="lab01"),
+    pytest.param(
+        "lab02_visualization", lambda m: lab02.check_attention_maps(m.attention_maps), id="lab02-a"
+    ),
+    pytest.param(
+        "lab02_visualization", lambda m: lab02.check_plot_attention(m.plot_attention), id="lab02-b"
+    ),
+    pytest.param("lab03_multihead", lambda m: lab03.check_split_heads(m.split_heads), id="lab03-a"),
+    pytest.param("lab03_multihead", lambda m: lab03.check_merge_heads(m.merge_heads), id="lab03-b"),
+    pytest.param(
+        "lab03_multihead", lambda m: lab03.check_multihead(m.MultiHeadAttention), id="lab03-c"
+    ),
+    pytest.param(
+        "lab04_pytorch_comparison",
+        lambda m: lab04.check_to_torch_mask(m.to_torch_mask),
+        id="lab04-a",
+    ),
+    pytest.param(
+        "lab04_pytorch_comparison",
+        lambda m: lab04.check_load_from_torch(m.load_from_torch),
+        id="lab04-b",
+    ),
+    pytest.param(
+        "lab04_pytorch_comparison",
+        lambda m: lab04.check_matches_torch(m.load_from_torch, m.to_torch_mask),
+        id="lab04-c",
+    ),
+]
+
+
+@pytest.mark.parametrize(("lab", "check"), SKELETON_CHECKS)
+def test_untouched_skeleton_fails_as_not_implemented(lab, check):
+    with pytest.raises(LabCheckFailure, match=r"not implemented yet: lab0\d: implement"):
+        check(skeleton(lab))
+
+
+def test_each_lab_test_file_passes_once_its_skeleton_holds_a_solution(tmp_path):
+    labs = tmp_path / "labs"
+    shutil.copytree(LABS, labs, ignore=shutil.ignore_patterns("__pycache__"))
+    for lab, (filename, solution) in LAB_FILES.items():
+        (labs / lab / filename).write_text(solution)
+    ran = []
+    for lab in LAB_FILES:
+        for test_file in sorted((labs / lab).glob("test_lab*.py")):
+            module = load_learner_module(test_file)
+            for name in dir(module):
+                if name.startswith("test_"):
+                    getattr(module, name)()  # a skip (pytest.skip) would raise here
+                    ran.append(f"{lab}::{name}")
+    assert len(ran) == 10, ran
+
+
+@pytest.mark.parametrize("lab", list(LAB_FILES))
+def test_lab_readme_names_the_check_command(lab):
+    readme = (LABS / lab / "README.md").read_text()
+    assert f"poetry run pytest tutorials/labs/{lab}" in readme
+    assert "transformer.labs.solutions" in readme or "transformer.v1_basic_attention" in readme
+
+
+def test_the_learners_command_fails_on_the_skeleton_and_says_why():
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tutorials/labs/lab01_dot_product", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed" in result.stdout, result.stdout
+    assert "attention(): not implemented yet: lab01: implement attention()" in result.stdout

@@ -1,0 +1,11 @@
+"""Lab 01 check. Run: poetry run pytest tutorials/labs/lab01_dot_product"""
+
+from pathlib import Path
+
+from transformer.labs import lab01, load_learner_module
+
+lab = load_learner_module(Path(__file__).with_name("attention.py"))
+
+
+def test_attention():
+    lab01.check_attention(lab.attention)

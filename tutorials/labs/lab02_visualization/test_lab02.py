@@ -1,0 +1,15 @@
+"""Lab 02 checks. Run: poetry run pytest tutorials/labs/lab02_visualization"""
+
+from pathlib import Path
+
+from transformer.labs import lab02, load_learner_module
+
+lab = load_learner_module(Path(__file__).with_name("visualize.py"))
+
+
+def test_attention_maps():
+    lab02.check_attention_maps(lab.attention_maps)
+
+
+def test_plot_attention():
+    lab02.check_plot_attention(lab.plot_attention)

@@ -1,0 +1,19 @@
+"""Lab 03 checks. Run: poetry run pytest tutorials/labs/lab03_multihead"""
+
+from pathlib import Path
+
+from transformer.labs import lab03, load_learner_module
+
+lab = load_learner_module(Path(__file__).with_name("multihead.py"))
+
+
+def test_split_heads():
+    lab03.check_split_heads(lab.split_heads)
+
+
+def test_merge_heads():
+    lab03.check_merge_heads(lab.merge_heads)
+
+
+def test_multihead_attention():
+    lab03.check_multihead(lab.MultiHeadAttention)
