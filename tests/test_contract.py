@@ -10,9 +10,11 @@ VERSIONS = [stage.version for stage in list_stages()]
 
 def test_registry_lists_v1_and_v2_in_order_with_ideas():
     assert VERSIONS[:2] == ["v1", "v2"]
+    assert get_stage("v1").module == "transformer.v1_basic_attention"
+    assert get_stage("v2").module == "transformer.v2_multihead"
     for stage in list_stages():
-        assert stage.module == f"transformer.{stage.load().__name__.split('.')[-1]}"
-        assert stage.idea and "\n" not in stage.idea
+        assert callable(getattr(stage.load(), "build_sequence_model", None)), stage.module
+        assert stage.idea and "\n" not in stage.idea and len(stage.idea) < 120
 
 
 def test_unknown_version_lists_the_known_ones():

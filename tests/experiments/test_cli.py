@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transformer.experiments import cli
+from transformer.experiments import atomic, cli
 from transformer.experiments.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,17 +136,19 @@ def test_same_seed_gives_identical_results_file(tmp_path, capsys):
     assert a != c
 
 
-def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
+def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    """Interrupted after the new bytes are written but before they are renamed into place."""
     path = tmp_path / "results.json"
     write_json(path, {"old": 1})
 
-    class Unserialisable:
-        pass
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
 
-    with pytest.raises(TypeError):
-        write_json(path, {"new": Unserialisable()})
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(path, {"new": 2})
     assert json.loads(path.read_text()) == {"old": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"], "temporary file left behind"
 
 
 @pytest.mark.slow

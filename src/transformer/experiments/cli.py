@@ -54,15 +54,15 @@ def build_parser(experiment: str) -> OneLineParser:
     return parser
 
 
-def check_writable(out: Path) -> str | None:
-    """Why ``out`` cannot be written, or None. Creates nothing."""
+def check_writable(out: Path, flag: str = "--out") -> str | None:
+    """Why ``out`` (given as ``flag``) cannot be written, or None. Creates nothing."""
     existing = out
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        return f"--out: expected a writable directory, but {existing} is a file"
+        return f"{flag}: expected a writable directory, but {existing} is a file"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"--out: expected a writable directory, but {existing} is not writable"
+        return f"{flag}: expected a writable directory, but {existing} is not writable"
     return None
 
 

@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = args.out or args.results / "compare"
-    for path in (args.results, out):
-        problem = cli.check_writable(path)
+    for path, flag in ((args.results, "--results"), (out, "--out")):
+        problem = cli.check_writable(path, flag)
         if problem:
-            parser.error(problem.replace("--out", "--results" if path == args.results else "--out"))
+            parser.error(problem)
     if args.run:
         passed = ["--version", "all", "--seed", str(args.seed), "--device", args.device]
         passed += ["--steps", str(args.steps)] if args.steps is not None else []

@@ -29,9 +29,18 @@ UNQUOTED_DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?!\d)(?!%?<!--r:)%?")
 
 
 def lookup(results_dir: Path, file: str, key: str) -> float:
-    value = json.loads((results_dir / file).read_text())
+    path = results_dir / file
+    if not path.is_file():
+        raise ValueError(f"quote {file}:{key}: expected a results file at {path}, found none")
+    value = json.loads(path.read_text())
     for part in key.split("."):
-        value = value[int(part)] if isinstance(value, list) else value[part]
+        try:
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(
+                f"quote {file}:{key}: expected {part!r} in the results, got keys "
+                f"{list(value) if isinstance(value, dict) else f'0..{len(value) - 1}'}"
+            ) from None
     return float(value)
 
 

@@ -64,7 +64,10 @@ def probe(model, task: Task, device: torch.device) -> tuple[dict, list[torch.Ten
     }, maps
 
 
-def evaluate(model, task: Task, n: int, seed: int, device: torch.device) -> tuple[dict, list]:
+def evaluate(
+    model, task: Task, n: int, seed: int, device: torch.device
+) -> tuple[dict, list[torch.Tensor], list[int]]:
+    """Metrics on ``n`` held-out sequences, the first one's maps (H, T, T) per layer, its tokens."""
     generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
     batch = to_device(task.sample(n, generator, split="heldout"), device)
     model.eval()
