@@ -125,6 +125,18 @@ _REGISTRY: dict[str, Stage] = {
             "Multi-head attention: several heads attend in parallel, a drop-in for "
             "nn.MultiheadAttention.",
         ),
+        Stage(
+            "v3",
+            "transformer.v3_positional",
+            "Positional encoding: a sinusoidal (or learned) vector per position is added to "
+            "each token embedding, so attention can tell order.",
+        ),
+        Stage(
+            "v4",
+            "transformer.v4_block",
+            "The transformer block: attention and a feed-forward layer, each with a residual "
+            "connection, LayerNorm and dropout, stacked N deep.",
+        ),
     )
 }
 

@@ -15,6 +15,8 @@ from transformer import ModelConfig, get_stage
 from transformer.v1_basic_attention import MultiHeadAttention as SeedMultiHeadAttention
 from transformer.v1_basic_attention import attention
 from transformer.v2_multihead import MultiHeadAttention
+from transformer.v3_positional import PositionalModel, sinusoidal_encoding
+from transformer.v4_block import TransformerBlock, TransformerModel
 
 GOLDEN_DIR = Path(__file__).parent
 SEED = 1234
@@ -24,16 +26,17 @@ def _prefixed(prefix: str, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {f"{prefix}.{name}": t.detach().clone() for name, t in tensors.items()}
 
 
-def _model_case(version: str) -> dict[str, Tensor]:
+def _model_case(version: str, build=None, prefix: str = "model") -> dict[str, Tensor]:
+    """The stage's sequence model (or ``build(config)``) on fixed tokens."""
     torch.manual_seed(SEED)
-    config = ModelConfig(vocab_size=12, d_model=16, num_heads=4, num_layers=2)
-    model = get_stage(version).build_model(config)
+    config = ModelConfig(vocab_size=12, d_model=16, num_heads=4, num_layers=2, max_len=8)
+    model = (build or get_stage(version).build_model)(config)
     tokens = torch.randint(0, 12, (2, 6))
     logits = model(tokens)
     out = {"tokens": tokens, "logits": logits}
     out.update({f"attention{i}": w for i, w in enumerate(model.attention_maps)})
     out.update({f"param.{k}": v for k, v in model.state_dict().items()})
-    return _prefixed("model", out)
+    return _prefixed(prefix, out)
 
 
 def golden_v1() -> dict[str, Tensor]:
@@ -79,7 +82,32 @@ def golden_v2() -> dict[str, Tensor]:
     return values | _model_case("v2")
 
 
-GOLDEN = {"v1": golden_v1, "v2": golden_v2}
+def golden_v3() -> dict[str, Tensor]:
+    values = {"sinusoidal.table": sinusoidal_encoding(10, 7)}
+    values |= _model_case("v3", lambda c: PositionalModel(c, positional="learned"), "learned")
+    return values | _model_case("v3")
+
+
+def _block_case(norm_first: bool, activation: str) -> dict[str, Tensor]:
+    torch.manual_seed(SEED)
+    block = TransformerBlock(
+        16, 4, 24, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+    )
+    x, padding = torch.randn(2, 6, 16), torch.rand(2, 6) > 0.7
+    padding[:, 0] = False
+    out, weights = block.forward_with_attention(x, src_key_padding_mask=padding, is_causal=True)
+    values = {"x": x, "padding": padding, "out": out, "weights": weights}
+    values |= {f"param.{k}": v for k, v in block.state_dict().items()}
+    return _prefixed(f"block.{'pre' if norm_first else 'post'}.{activation}", values)
+
+
+def golden_v4() -> dict[str, Tensor]:
+    values = _block_case(norm_first=False, activation="relu") | _block_case(True, "gelu")
+    pre_norm = _model_case("v4", lambda c: TransformerModel(c, norm_first=True), "prenorm")
+    return values | pre_norm | _model_case("v4")
+
+
+GOLDEN = {"v1": golden_v1, "v2": golden_v2, "v3": golden_v3, "v4": golden_v4}
 
 
 def path(version: str) -> Path:

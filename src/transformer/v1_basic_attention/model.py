@@ -21,7 +21,8 @@ def causal_mask(seq_len: int, device: torch.device | None = None) -> Tensor:
 class AttentionOnlyModel(SequenceModel):
     """Embedding -> ``num_layers`` attention layers -> linear head; no positional information.
 
-    Later stages override ``make_attention`` and ``self_attend`` to swap the attention in.
+    Later stages override ``make_attention`` and ``self_attend`` to swap the attention in,
+    ``input_vectors`` to add positions and ``output_logits`` to change the head.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -38,12 +39,20 @@ class AttentionOnlyModel(SequenceModel):
         mask = causal_mask(x.shape[1], x.device) if self.config.causal else None  # (T, T)
         return layer(x, x, x, mask)
 
+    def input_vectors(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) -> the vectors the first layer reads (B, T, d_model)."""
+        return self.embed(tokens)  # (B, T, d_model)
+
+    def output_logits(self, x: Tensor) -> Tensor:
+        """The last layer's output (B, T, d_model) -> logits (B, T, vocab_size)."""
+        return self.head(x)  # (B, T, vocab_size)
+
     def logits(self, tokens: Tensor) -> Tensor:
-        x = self.embed(tokens)  # (B, T, d_model)
+        x = self.input_vectors(tokens)  # (B, T, d_model)
         for layer in self.layers:
             x, weights = self.self_attend(layer, x)  # (B, T, d_model), (B, H, T, T)
             self.attention_maps.append(weights.detach())
-        return self.head(x)  # (B, T, vocab_size)
+        return self.output_logits(x)  # (B, T, vocab_size)
 
 
 def build_sequence_model(config: ModelConfig) -> SequenceModel:
