@@ -9,6 +9,9 @@ from transformer import ModelConfig, get_stage
 from transformer.v1_basic_attention import MultiHeadAttention as SeedMultiHeadAttention
 from transformer.v1_basic_attention import attention
 from transformer.v2_multihead import MultiHeadAttention
+from transformer.v3_positional import PositionalModel, SinusoidalPositionalEncoding
+from transformer.v3_positional import sinusoidal_encoding
+from transformer.v4_block import TransformerBlock, TransformerEncoder
 
 
 def randn(*shape, dtype=torch.float32):
@@ -20,6 +23,8 @@ MHA_SEQ_FIRST = MultiHeadAttention(8, 2, kdim=4, vdim=6)
 SEED_MHA = SeedMultiHeadAttention(8, 2)
 MODEL = get_stage("v2").build_model(ModelConfig(vocab_size=10, d_model=8, num_heads=2))
 X = randn(2, 5, 8)
+BLOCK = TransformerBlock(8, 2, 16, batch_first=True)
+POSITIONAL = PositionalModel(ModelConfig(vocab_size=10, d_model=8, num_heads=2, max_len=4))
 
 # (id, callable, exception type, exact message pattern)
 CASES = [
@@ -253,6 +258,80 @@ CASES = [
         lambda: MODEL(torch.tensor([[1, 12]])),
         ValueError,
         r"tokens: expected ids in \[0, vocab_size=10\), got values from 1 to 12",
+    ),
+    # v3
+    (
+        "encoding table of no length",
+        lambda: sinusoidal_encoding(0, 8),
+        ValueError,
+        r"max_len: expected a positive integer, got 0",
+    ),
+    (
+        "unknown positional kind",
+        lambda: PositionalModel(ModelConfig(vocab_size=5), positional="rope"),
+        ValueError,
+        r"positional: expected one of sinusoidal, learned, got 'rope'",
+    ),
+    (
+        "sequence longer than max_len",
+        lambda: POSITIONAL(torch.zeros(1, 5, dtype=torch.long)),
+        ValueError,
+        r"tokens: expected seq_len <= max_len=4, got seq_len=5; build the model with a larger",
+    ),
+    (
+        "positions of the wrong width",
+        lambda: SinusoidalPositionalEncoding(16, 8)(randn(1, 4, 6)),
+        ValueError,
+        r"x: expected last dimension d_model=8, got shape \(1, 4, 6\)",
+    ),
+    # v4
+    (
+        "unknown activation",
+        lambda: TransformerBlock(8, 2, activation="tanh"),
+        ValueError,
+        r"activation: expected one of relu, gelu or a callable, got 'tanh'",
+    ),
+    (
+        "activation not callable",
+        lambda: TransformerBlock(8, 2, activation=3),
+        TypeError,
+        r"activation: expected a string or a callable, got 3",
+    ),
+    (
+        "no feed-forward width",
+        lambda: TransformerBlock(8, 2, dim_feedforward=0),
+        ValueError,
+        r"dim_feedforward: expected a positive integer, got 0",
+    ),
+    (
+        "block dropout out of range",
+        lambda: TransformerBlock(8, 2, dropout=1.0),
+        ValueError,
+        r"dropout: expected a float in \[0, 1\), got 1.0",
+    ),
+    (
+        "block input of the wrong width",
+        lambda: BLOCK(randn(2, 5, 6)),
+        ValueError,
+        r"src: expected d_model = 8 \(dim -1\), got 6 in shape \(2, 5, 6\)",
+    ),
+    (
+        "block input of the wrong rank",
+        lambda: BLOCK(randn(5, 8, 1, 1)),
+        ValueError,
+        r"src: expected a 2-D or 3-D tensor \(batch, seq_len, d_model\), or unbatched",
+    ),
+    (
+        "stack of no layers",
+        lambda: TransformerEncoder(BLOCK, 0),
+        ValueError,
+        r"num_layers: expected a positive integer, got 0",
+    ),
+    (
+        "stack of something else",
+        lambda: TransformerEncoder(torch.nn.Linear(8, 8), 2),
+        TypeError,
+        r"encoder_layer: expected a TransformerBlock, got Linear",
     ),
     (
         "not a tensor",

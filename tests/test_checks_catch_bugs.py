@@ -20,8 +20,12 @@ from tests.reference import (
     multihead_case,
 )
 from tests.test_golden import test_stage_reproduces_stored_values
+from tests.test_v3_positional import TABLE_SIZES, check_table_against_formula
+from tests.test_v4_block import block_case, check_block_against_torch
 from transformer.v1_basic_attention import attention, softmax_over_keys
 from transformer.v2_multihead import MultiHeadAttention
+from transformer.v3_positional import sinusoidal_encoding
+from transformer.v4_block import TransformerBlock
 
 
 def failures(check, cases) -> int:
@@ -37,6 +41,7 @@ def failures(check, cases) -> int:
 
 V1_CASES = [attention_case(seed) for seed in range(40)]
 V2_CASES = [multihead_case(seed) for seed in range(60)]
+V4_CASES = [block_case(seed) for seed in range(40)]
 
 
 def check_v1(case):
@@ -47,9 +52,82 @@ def check_v2(case):
     check_multihead_against_torch(MultiHeadAttention, case)
 
 
+def check_v3(encoding_fn):
+    def check(sizes):
+        check_table_against_formula(encoding_fn, *sizes)
+
+    return check
+
+
+def check_v4(case):
+    check_block_against_torch(case, train=False)
+
+
 def test_unbroken_stages_pass_the_checks():
     assert failures(check_v1, V1_CASES) == 0
     assert failures(check_v2, V2_CASES) == 0
+    assert failures(check_v3(sinusoidal_encoding), TABLE_SIZES) == 0
+    assert failures(check_v4, V4_CASES) == 0
+
+
+def broken_table(max_len: int, d_model: int, swap=False, exponent=None, first_position=0):
+    """The sinusoidal table with one common mistake."""
+    position = torch.arange(first_position, first_position + max_len).double().unsqueeze(1)
+    column = torch.arange(d_model).double()
+    two_i = column - column % 2 if exponent is None else exponent(column)
+    angle = position / 10000 ** (two_i / d_model)  # (max_len, d_model)
+    even = (column % 2 == 0) != swap
+    return torch.where(even, torch.sin(angle), torch.cos(angle)).float()
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        {"swap": True},  # cos on even columns, sin on odd
+        {"exponent": lambda column: column},  # pos / 10000^(c/d) for every column c
+        {"exponent": lambda column: column // 2},  # i where the paper has 2i
+        {"first_position": 1},  # positions counted from 1
+    ],
+)
+def test_wrong_sinusoidal_formulas_are_caught(mistake):
+    def encoding(max_len, d_model):
+        return broken_table(max_len, d_model, **mistake)
+
+    assert failures(check_v3(broken_table), TABLE_SIZES) == 0  # the harness itself is right
+    assert failures(check_v3(encoding), TABLE_SIZES) >= 3  # tables with only i = 0 may pass
+
+
+def test_a_block_without_the_attention_residual_is_caught(monkeypatch):
+    real = TransformerBlock.self_attention
+
+    def minus_residual(self, x, *args):
+        attended, weights = real(self, x, *args)
+        return attended - x, weights  # the caller adds x back: no residual left
+
+    monkeypatch.setattr(TransformerBlock, "self_attention", minus_residual)
+    assert failures(check_v4, V4_CASES) == len(V4_CASES)
+
+
+def test_swapped_norm_placement_is_caught(monkeypatch):
+    real = TransformerBlock.forward_with_attention
+
+    def swapped(self, *args, **kwargs):
+        self.norm_first = not self.norm_first
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            self.norm_first = not self.norm_first
+
+    monkeypatch.setattr(TransformerBlock, "forward_with_attention", swapped)
+    assert failures(check_v4, V4_CASES) == len(V4_CASES)
+
+
+def test_activation_after_the_second_linear_is_caught(monkeypatch):
+    def late_activation(self, x):
+        return self.dropout2(self.activation(self.linear2(self.dropout(self.linear1(x)))))
+
+    monkeypatch.setattr(TransformerBlock, "feed_forward", late_activation)
+    assert failures(check_v4, V4_CASES) == len(V4_CASES)
 
 
 def test_forgetting_the_sqrt_dk_scaling_is_caught(monkeypatch):

@@ -1,10 +1,13 @@
 """Gradients checked numerically in float64 with torch.autograd.gradcheck."""
 
+import pytest
 import torch
 from torch.autograd import gradcheck
 
 from transformer.v1_basic_attention import attention
 from transformer.v2_multihead import MultiHeadAttention
+from transformer.v3_positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from transformer.v4_block import TransformerBlock
 
 
 def test_v1_attention_gradcheck_with_mask():
@@ -44,3 +47,29 @@ def test_v2_multihead_gradcheck_with_masks():
         return out, attn
 
     assert gradcheck(fn, (query, key, value, *params), eps=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("module_cls", [SinusoidalPositionalEncoding, LearnedPositionalEmbedding])
+def test_v3_positions_gradcheck(module_cls):
+    torch.manual_seed(0)
+    module = module_cls(max_len=6, d_model=4).double()
+    x = torch.randn(2, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda x, *params: module(x), (x, *module.parameters()), eps=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_v4_block_gradcheck_with_masks(norm_first, activation):
+    torch.manual_seed(0)
+    block = TransformerBlock(
+        6, 2, 5, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+    ).double()
+    gen = torch.Generator().manual_seed(1)
+    src = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    padding = torch.tensor([[False, False, True, False], [False, True, False, False]])
+    params = tuple(block.parameters())
+
+    def fn(src, *weights):
+        return block.forward_with_attention(src, src_key_padding_mask=padding, is_causal=True)
+
+    assert gradcheck(fn, (src, *params), eps=1e-6, atol=1e-8)

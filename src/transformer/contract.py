@@ -129,13 +129,13 @@ _REGISTRY: dict[str, Stage] = {
             "v3",
             "transformer.v3_positional",
             "Positional encoding: a sinusoidal (or learned) vector per position is added to "
-            "each token embedding, so attention can tell order.",
+            "each token, so order is visible.",
         ),
         Stage(
             "v4",
             "transformer.v4_block",
-            "The transformer block: attention and a feed-forward layer, each with a residual "
-            "connection, LayerNorm and dropout, stacked N deep.",
+            "The transformer block: attention and feed-forward, each with residual, LayerNorm "
+            "and dropout; N stacked.",
         ),
     )
 }

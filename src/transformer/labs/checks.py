@@ -76,20 +76,78 @@ def _on(context: str) -> str:
     return f"\n  inputs: {context}" if context else ""
 
 
-def run(what: str, fn: Callable[..., Any], *args: Any, context: str = "", **kwargs: Any) -> Any:
-    """Call the learner's ``fn``; NotImplementedError and crashes become readable failures."""
+def run(
+    what: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    context: str = "",
+    crash_hint: str = "",
+    **kwargs: Any,
+) -> Any:
+    """Call the learner's ``fn``; NotImplementedError and crashes become readable failures.
+
+    ``crash_hint`` is the likely cause of a crash in this call, added to its message.
+    """
     __tracebackhide__ = True
     try:
         return fn(*args, **kwargs)
     except NotImplementedError as error:
         raise LabCheckFailure(f"{what}: not implemented yet: {error}") from None
     except Exception as error:
-        hint = ""
+        hint = f"\n  hint: {crash_hint}" if crash_hint else ""
         if "view size is not compatible" in str(error):
             hint = "\n  hint: after a transpose, use .reshape (or .contiguous().view)"
         raise LabCheckFailure(
             f"{what} raised {type(error).__name__}: {error}{hint}{_on(context)}"
         ) from error
+
+
+def run_on_copies(
+    what: str,
+    fn: Callable[..., Any],
+    inputs: dict[str, Tensor | None],
+    *,
+    context: str = "",
+    crash_hint: str = "",
+    **kwargs: Any,
+) -> Any:
+    """``run`` on copies of ``inputs`` (passed in order), and fail if it changed one in place."""
+    __tracebackhide__ = True
+    copies = {name: None if t is None else t.clone() for name, t in inputs.items()}
+    result = run(what, fn, *copies.values(), context=context, crash_hint=crash_hint, **kwargs)
+    for name, t in inputs.items():
+        if t is not None and not torch.equal(copies[name], t):
+            fail(f"{what} changed its input {name} in place: use out-of-place operations", context)
+    return result
+
+
+def expect_error(
+    what: str,
+    error_type: type[Exception],
+    fn: Callable[..., Any],
+    *args: Any,
+    mentions: Sequence[str] = (),
+    advice: str = "",
+    context: str = "",
+) -> None:
+    """Raise unless ``fn(*args)`` raises ``error_type`` with each of ``mentions`` in its message.
+
+    ``advice`` says what the error should be, for the failure message.
+    """
+    __tracebackhide__ = True
+    expected = error_type.__name__
+    try:
+        fn(*args)
+    except NotImplementedError as error:
+        raise LabCheckFailure(f"{what}: not implemented yet: {error}") from None
+    except error_type as error:
+        if all(m in str(error) for m in mentions):
+            return
+        fail(f"{what}: the {expected} does not say what went wrong: {error}\n  {advice}", context)
+    except Exception as error:
+        crashed = f"{what} raised {type(error).__name__}: {error}"
+        fail(f"{crashed}\n  expected a {expected}: {advice}", context)
+    fail(f"{what}: expected a {expected}, but it returned a result: {advice}", context)
 
 
 def fail(message: str, context: str = "") -> NoReturn:

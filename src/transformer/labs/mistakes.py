@@ -1,15 +1,18 @@
 """The common mistakes, computed on purpose, so that a check can recognise them.
 
 ``attention_variant`` is v1's attention with one thing done wrong; ``multihead_variant`` is
-v1's multi-head attention with one step done wrong. With no keyword they give the correct
-result. Fully blocked rows get zero weights (v1's ``softmax_over_keys``).
+v1's multi-head attention with one step done wrong; ``sinusoidal_variant`` is v3's sinusoidal
+table and ``block_variant`` v4's transformer block, each with one thing done wrong. With no
+keyword they give the correct result. Fully blocked rows get zero weights (v1's
+``softmax_over_keys``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from transformer.v1_basic_attention import (
     MultiHeadAttention,
@@ -18,6 +21,7 @@ from transformer.v1_basic_attention import (
     softmax_over_keys,
     split_heads,
 )
+from transformer.v4_block import TransformerBlock
 
 
 def attention_variant(
@@ -106,3 +110,113 @@ def multihead_variant(
     )  # (B, H, L, D), (B, H, L, S)
     merged = merge(attended)  # (B, L, d_model)
     return (module.w_o(merged) if project_out else merged), weights
+
+
+def sinusoidal_variant(
+    max_len: int,
+    d_model: int,
+    *,
+    base: float = 10000.0,
+    exponent: str = "2i/d",
+    divide: bool = True,
+    sin_on_even: bool = True,
+    interleave: bool = True,
+    first_position: int = 0,
+) -> Tensor:
+    """v3's table PE (max_len, d_model) in float64, optionally wrong in one way.
+
+    Column j belongs to pair i = j // 2 and turns at the rate base^-(2i/d_model).
+    exponent: "i/d" uses the pair index i, "j/d" the column index j, "2i" forgets the /d_model.
+    divide=False multiplies the position by base^(2i/d) instead of dividing.
+    sin_on_even=False puts the cosines on the even columns. interleave=False puts all the sines
+    first and then all the cosines. first_position=1 numbers the positions from 1.
+    """
+    position = torch.arange(max_len, dtype=torch.float64) + first_position  # (max_len,)
+    column = torch.arange(d_model)  # (d,)
+    is_sin = (column % 2 == 0) == sin_on_even  # (d,)
+    pair = column // 2  # (d,)
+    if not interleave:  # sines in columns [0, ceil(d/2)), then the cosines
+        sines = (d_model + 1) // 2
+        is_sin = column < sines
+        pair = torch.where(is_sin, column, column - sines)  # (d,)
+    power = {
+        "2i/d": 2 * pair / d_model,
+        "i/d": pair / d_model,
+        "j/d": column / d_model,
+        "2i": 2 * pair,
+    }[exponent].double()  # (d,)
+    rate = base**power if divide else base**-power  # (d,)
+    angle = position.unsqueeze(1) / rate  # (max_len, d)
+    return torch.where(is_sin, angle.sin(), angle.cos())  # (max_len, d)
+
+
+def feed_forward_variant(
+    block: TransformerBlock,
+    x: Tensor,
+    *,
+    activation: str | None = None,
+    activation_after_linear2: bool = False,
+) -> Tensor:
+    """``block``'s feed-forward sublayer in eval mode, optionally wrong in one way.
+
+    activation: "relu", "gelu" or "none" instead of the block's own.
+    activation_after_linear2: linear2 first, then the activation.
+    """
+    act = {"relu": torch.relu, "gelu": nn.functional.gelu, "none": nn.Identity()}.get(
+        activation or "", block.activation
+    )
+    if activation_after_linear2:
+        return act(block.linear2(block.linear1(x)))  # (.., d_model)
+    return block.linear2(act(block.linear1(x)))  # (.., d_model)
+
+
+def block_variant(
+    block: TransformerBlock,
+    src: Tensor,
+    src_mask: Tensor | None = None,
+    src_key_padding_mask: Tensor | None = None,
+    *,
+    norm_first: bool | None = None,
+    no_residual: tuple[str, ...] = (),
+    second_norm: str = "norm2",
+    residual_after_norm: bool = False,
+    residual_from_norm: bool = False,
+    use_masks: bool = True,
+    swap_layout: bool = False,
+    **feed_forward: object,
+) -> Tensor:
+    """v4's block in eval mode with ``block``'s weights, optionally wrong in one way.
+
+    norm_first: the other arrangement (post-norm for pre-norm, or the reverse).
+    no_residual: the sublayers ("attention", "feed_forward") whose input is not added back.
+    second_norm: "norm1" or "none" for the feed-forward sublayer's LayerNorm.
+    residual_after_norm (post-norm): x + norm(sublayer(x)). residual_from_norm (pre-norm):
+    norm(x) + sublayer(norm(x)). use_masks=False ignores both masks. swap_layout: self_attn
+    reads (batch, seq) as (seq, batch). Other keywords go to ``feed_forward_variant``.
+    """
+    pre_norm = block.norm_first if norm_first is None else norm_first
+    mask = src_mask if use_masks else None
+    padding = src_key_padding_mask if use_masks else None
+
+    def attend(x: Tensor) -> Tensor:
+        x = x.transpose(0, 1) if swap_layout else x  # the other (seq, batch) layout
+        out = block.self_attn(
+            x, x, x, attn_mask=mask, key_padding_mask=padding, need_weights=False
+        )[0]
+        return out.transpose(0, 1) if swap_layout else out  # src's shape
+
+    norm2 = {"norm2": block.norm2, "norm1": block.norm1, "none": nn.Identity()}[second_norm]
+    x = src  # src's shape
+    for name, sublayer, norm in (
+        ("attention", attend, block.norm1),
+        ("feed_forward", lambda h: feed_forward_variant(block, h, **feed_forward), norm2),
+    ):
+        keep = 0.0 if name in no_residual else 1.0
+        if pre_norm:
+            normed = norm(x)
+            x = (normed if residual_from_norm else x) * keep + sublayer(normed)
+        elif residual_after_norm:
+            x = x * keep + norm(sublayer(x))
+        else:
+            x = norm(x * keep + sublayer(x))
+    return x  # src's shape

@@ -13,7 +13,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from transformer._checks import check_positive_int, check_probability
+from transformer._checks import (
+    check_positive_int,
+    check_probability,
+    check_rank,
+    check_size,
+)
 from transformer.v2_multihead import MultiHeadAttention
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
@@ -123,6 +128,9 @@ class TransformerBlock(nn.Module):
         need_weights: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
         """Like ``forward``, and also the attention weights (N, H, L, S) per head."""
+        layout = "(batch, seq_len, d_model)" if self.batch_first else "(seq_len, batch, d_model)"
+        check_rank("src", src, (2, 3), f"{layout}, or unbatched (seq_len, d_model)")
+        check_size("src", src, -1, self.self_attn.embed_dim, "d_model")
         mask = self._attention_mask(src, src_mask, is_causal)  # (L, S), (N·H, L, S) or None
         x = src
         if self.norm_first:
