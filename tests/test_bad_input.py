@@ -9,8 +9,11 @@ from transformer import ModelConfig, get_stage
 from transformer.v1_basic_attention import MultiHeadAttention as SeedMultiHeadAttention
 from transformer.v1_basic_attention import attention
 from transformer.v2_multihead import MultiHeadAttention
-from transformer.v3_positional import PositionalModel, SinusoidalPositionalEncoding
-from transformer.v3_positional import sinusoidal_encoding
+from transformer.v3_positional import (
+    PositionalModel,
+    SinusoidalPositionalEncoding,
+    sinusoidal_encoding,
+)
 from transformer.v4_block import TransformerBlock, TransformerEncoder
 
 

@@ -1,4 +1,4 @@
-"""v4_block against nn.TransformerEncoderLayer and nn.TransformerEncoder, weights loaded from them."""
+"""v4_block against nn.TransformerEncoderLayer and nn.TransformerEncoder, with their weights."""
 
 from dataclasses import dataclass
 
