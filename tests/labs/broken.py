@@ -1,8 +1,9 @@
 """Deliberately broken lab solutions, written the way a learner might write them.
 
 Each one makes one common mistake, and tests/labs/test_lab_checks.py asserts that the lab
-checks reject it with a message that names that mistake (``attention_correct`` and
-``LearnerMultiHead`` make none: they must pass). They are written out plainly rather than
+checks reject it with a message that names that mistake (``attention_correct``,
+``LearnerMultiHead``, ``encoding_correct``, ``LearnerPositions`` and ``LearnerBlock`` make
+none: they must pass). They are written out plainly rather than
 built from ``transformer.labs.mistakes``, so the checks are tested against independent code.
 """
 
@@ -13,10 +14,12 @@ import math
 import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from transformer.labs import solutions
 from transformer.v1_basic_attention import MultiHeadAttention
+from transformer.v2_multihead import MultiHeadAttention as V2MultiHeadAttention
 
 # ---- lab 01: attention(query, key, value, mask) ----
 
@@ -253,3 +256,262 @@ def mask_not_converted(seed_mask):
 
 def mask_as_float(seed_mask):
     return (seed_mask == 0).float()
+
+
+# ---- lab 05: sinusoidal_encoding(max_len, d_model) and SinusoidalPositionalEncoding ----
+
+
+def _encoding(max_len, d_model, *, base=10000.0, two_i=True, swap=False, start=0, sliced=True):
+    pe = torch.zeros(max_len, d_model)
+    position = torch.arange(start, start + max_len).unsqueeze(1)
+    i = torch.arange(0, d_model, 2)
+    div_term = torch.exp((i if two_i else i // 2) * -(math.log(base) / d_model))
+    sin, cos = torch.sin(position * div_term), torch.cos(position * div_term)
+    if swap:
+        sin, cos = cos, sin
+    pe[:, 0::2] = sin
+    pe[:, 1::2] = cos[:, : d_model // 2] if sliced else cos
+    return pe
+
+
+def encoding_correct(max_len, d_model):
+    """Not broken: the Annotated Transformer's float32 exp/log form, for the checks to pass."""
+    return _encoding(max_len, d_model)
+
+
+def encoding_sin_cos_swapped(max_len, d_model):
+    return _encoding(max_len, d_model, swap=True)
+
+
+def encoding_exponent_i(max_len, d_model):
+    return _encoding(max_len, d_model, two_i=False)
+
+
+def encoding_base_1000(max_len, d_model):
+    return _encoding(max_len, d_model, base=1000.0)
+
+
+def encoding_base_10e4(max_len, d_model):
+    return _encoding(max_len, d_model, base=10e4)
+
+
+def encoding_positions_from_1(max_len, d_model):
+    return _encoding(max_len, d_model, start=1)
+
+
+def encoding_crashes_on_odd_d_model(max_len, d_model):
+    return _encoding(max_len, d_model, sliced=False)
+
+
+def encoding_loop_with_column_exponent(max_len, d_model):
+    pe = torch.zeros(max_len, d_model)
+    for pos in range(max_len):
+        for j in range(d_model):
+            angle = pos / 10000 ** (j / d_model)
+            pe[pos, j] = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+    return pe
+
+
+def encoding_concatenated(max_len, d_model):
+    half = (d_model + 1) // 2
+    angle = torch.arange(max_len).unsqueeze(1) / 10000 ** (torch.arange(half) * 2 / d_model)
+    return torch.cat([angle.sin(), angle.cos()[:, : d_model - half]], dim=1)
+
+
+class LearnerPositions(nn.Module):
+    """A learner's correct module; the subclasses below break one thing."""
+
+    def __init__(self, max_len: int, d_model: int) -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.register_buffer("pe", encoding_correct(max_len, d_model))
+
+    def check_length(self, seq_len: int) -> None:
+        if seq_len > self.max_len:
+            raise ValueError(f"seq_len {seq_len} is longer than max_len {self.max_len}")
+
+    def forward(self, x):
+        self.check_length(x.size(1))
+        return x + self.pe[: x.size(1)]
+
+
+class PositionsNotSliced(LearnerPositions):
+    def forward(self, x):
+        self.check_length(x.size(1))
+        return x + self.pe
+
+
+class PositionsWithoutLengthCheck(LearnerPositions):
+    def check_length(self, seq_len):
+        pass
+
+
+class PositionsLengthCheckOffByOne(LearnerPositions):
+    def check_length(self, seq_len):
+        if seq_len >= self.max_len:
+            raise ValueError(f"seq_len {seq_len} is too long for max_len {self.max_len}")
+
+
+class PositionsAsParameter(LearnerPositions):
+    def __init__(self, max_len, d_model):
+        super().__init__(max_len, d_model)
+        del self.pe
+        self.pe = nn.Parameter(encoding_correct(max_len, d_model))
+
+
+class PositionsNotAdded(LearnerPositions):
+    def forward(self, x):
+        self.check_length(x.size(1))
+        return x
+
+
+class PositionsInPlace(LearnerPositions):
+    def forward(self, x):
+        self.check_length(x.size(1))
+        x += self.pe[: x.size(1)]
+        return x
+
+
+class PositionsInFloat64(LearnerPositions):
+    def __init__(self, max_len, d_model):
+        super().__init__(max_len, d_model)
+        self.pe = self.pe.double()
+
+
+# ---- lab 06: TransformerBlock (feed_forward, post-norm and pre-norm forward) ----
+
+
+class LearnerBlock(nn.Module):
+    """A learner's correct block; the subclasses below break one step."""
+
+    def __init__(
+        self,
+        d_model,
+        nhead,
+        dim_feedforward=2048,
+        dropout=0.1,
+        activation="relu",
+        layer_norm_eps=1e-5,
+        batch_first=False,
+        norm_first=False,
+    ):
+        super().__init__()
+        self.self_attn = V2MultiHeadAttention(
+            d_model, nhead, dropout=dropout, batch_first=batch_first
+        )
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.activation = F.gelu if activation == "gelu" else F.relu
+        self.norm_first = norm_first
+
+    def attend(self, x, mask, padding):
+        out = self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=padding, need_weights=False)
+        return self.dropout1(out[0])
+
+    def feed_forward(self, x):
+        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def norms(self):
+        return self.norm1, self.norm2
+
+    def post_norm(self, x, sublayer, norm):
+        return norm(x + sublayer(x))
+
+    def pre_norm(self, x, sublayer, norm):
+        return x + sublayer(norm(x))
+
+    def forward(self, src, src_mask=None, src_key_padding_mask=None):
+        step = self.pre_norm if self.norm_first else self.post_norm
+        norm1, norm2 = self.norms()
+        x = step(src, lambda h: self.attend(h, src_mask, src_key_padding_mask), norm1)
+        return step(x, self.feed_forward, norm2)
+
+
+class BlockWithoutResiduals(LearnerBlock):
+    def post_norm(self, x, sublayer, norm):
+        return norm(sublayer(x))
+
+    def pre_norm(self, x, sublayer, norm):
+        return sublayer(norm(x))
+
+
+class BlockAlwaysPreNorm(LearnerBlock):
+    post_norm = LearnerBlock.pre_norm
+
+
+class BlockAlwaysPostNorm(LearnerBlock):
+    pre_norm = LearnerBlock.post_norm
+
+
+class BlockWithoutNorm2(LearnerBlock):
+    def norms(self):
+        return self.norm1, nn.Identity()
+
+
+class BlockNorm1Twice(LearnerBlock):
+    def norms(self):
+        return self.norm1, self.norm1
+
+
+class BlockActivationAfterLinear2(LearnerBlock):
+    def feed_forward(self, x):
+        return self.activation(self.linear2(self.dropout(self.linear1(x))))
+
+
+class BlockIgnoresActivation(LearnerBlock):
+    def feed_forward(self, x):
+        return self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(x)))))
+
+
+class BlockDropoutInEval(LearnerBlock):
+    def feed_forward(self, x):
+        return F.dropout(self.linear2(F.dropout(self.activation(self.linear1(x)), 0.1)), 0.1)
+
+
+class BlockWithoutDropout(LearnerBlock):
+    def attend(self, x, mask, padding):
+        return self.self_attn(x, x, x, attn_mask=mask, key_padding_mask=padding)[0]
+
+    def feed_forward(self, x):
+        return self.linear2(self.activation(self.linear1(x)))
+
+
+class BlockResidualAfterNorm(LearnerBlock):
+    def post_norm(self, x, sublayer, norm):
+        return x + norm(sublayer(x))
+
+
+class BlockResidualFromNorm(LearnerBlock):
+    def pre_norm(self, x, sublayer, norm):
+        x = norm(x)
+        return x + sublayer(x)
+
+
+class BlockIgnoresMasks(LearnerBlock):
+    def attend(self, x, mask, padding):
+        return super().attend(x, None, None)
+
+
+class BlockAlwaysSeqFirst(LearnerBlock):
+    def __init__(self, *args, batch_first=False, **kwargs):
+        super().__init__(*args, **kwargs)  # batch_first is dropped: self_attn reads (seq, batch)
+
+
+class BlockInPlaceResidual(LearnerBlock):
+    def post_norm(self, x, sublayer, norm):
+        x += sublayer(x)
+        return norm(x)
+
+
+class BlockWithOwnNames(LearnerBlock):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ln1, self.ln2 = self.norm1, self.norm2
+        del self.norm1, self.norm2
+
+    def norms(self):
+        return self.ln1, self.ln2

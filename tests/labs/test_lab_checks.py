@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tests.labs import broken
-from transformer.labs import LabCheckFailure, lab01, lab02, lab03, lab04, solutions
+from transformer.labs import LabCheckFailure, lab01, lab02, lab03, lab04, lab05, lab06, solutions
 from transformer.v1_basic_attention import (
     MultiHeadAttention,
     attention,
     merge_heads,
     split_heads,
 )
+from transformer.v3_positional import SinusoidalPositionalEncoding, sinusoidal_encoding
+from transformer.v4_block import TransformerBlock
 
 
 def milestone_with_load(load_fn):
@@ -32,9 +34,27 @@ SOLVED = [
     pytest.param(lab04.check_to_torch_mask, solutions.to_torch_mask, id="lab04-mask"),
     pytest.param(lab04.check_load_from_torch, solutions.load_from_torch, id="lab04-load"),
     pytest.param(milestone_with_load, solutions.load_from_torch, id="lab04-milestone"),
-    # learner-style code: a plain torch.softmax, -inf masking, .view and .reshape
+    pytest.param(lab05.check_sinusoidal_encoding, sinusoidal_encoding, id="lab05-encoding"),
+    pytest.param(
+        lab05.check_positional_encoding, SinusoidalPositionalEncoding, id="lab05-positions"
+    ),
+    pytest.param(lab05.check_order_aware, SinusoidalPositionalEncoding, id="lab05-milestone"),
+    pytest.param(lab06.check_feed_forward, TransformerBlock, id="lab06-feed-forward"),
+    pytest.param(lab06.check_post_norm, TransformerBlock, id="lab06-post-norm"),
+    pytest.param(lab06.check_pre_norm, TransformerBlock, id="lab06-pre-norm"),
+    # learner-style code: a plain torch.softmax, -inf masking, .view and .reshape; a float32
+    # exp/log table; a block written out with its own helpers
     pytest.param(lab01.check_attention, broken.attention_correct, id="lab01-learner-style"),
     pytest.param(lab03.check_multihead, broken.LearnerMultiHead, id="lab03-learner-style"),
+    pytest.param(
+        lab05.check_sinusoidal_encoding, broken.encoding_correct, id="lab05-learner-style"
+    ),
+    pytest.param(
+        lab05.check_positional_encoding, broken.LearnerPositions, id="lab05-learner-module"
+    ),
+    pytest.param(lab06.check_feed_forward, broken.LearnerBlock, id="lab06-learner-feed-forward"),
+    pytest.param(lab06.check_post_norm, broken.LearnerBlock, id="lab06-learner-post-norm"),
+    pytest.param(lab06.check_pre_norm, broken.LearnerBlock, id="lab06-learner-pre-norm"),
 ]
 
 
@@ -117,6 +137,67 @@ BROKEN = [
     (lab04.check_to_torch_mask, broken.mask_as_float, "expected dtype torch.bool", 0),
     (milestone_with_mask, broken.mask_not_converted, "mask convention was not converted", 1),
     (milestone_with_mask, broken.mask_as_float, "adds a floating attn_mask", 1),
+    (
+        lab05.check_sinusoidal_encoding,
+        broken.encoding_sin_cos_swapped,
+        "sin and cos are swapped",
+        1,
+    ),
+    (lab05.check_sinusoidal_encoding, broken.encoding_exponent_i, "uses the pair index i", 1),
+    (
+        lab05.check_sinusoidal_encoding,
+        broken.encoding_loop_with_column_exponent,
+        "each column's own index",
+        1,
+    ),
+    (lab05.check_sinusoidal_encoding, broken.encoding_base_1000, "the base is 1000:", 1),
+    (lab05.check_sinusoidal_encoding, broken.encoding_base_10e4, "10e4 means 10·10⁴", 1),
+    (lab05.check_sinusoidal_encoding, broken.encoding_positions_from_1, "positions start at 1", 1),
+    (lab05.check_sinusoidal_encoding, broken.encoding_concatenated, "are concatenated", 1),
+    (
+        lab05.check_sinusoidal_encoding,
+        broken.encoding_crashes_on_odd_d_model,
+        "d_model = 5 is odd: there are 3 sine columns",
+        0,
+    ),
+    (lab05.check_positional_encoding, broken.PositionsNotSliced, "is the whole table added?", 0),
+    (lab05.check_positional_encoding, broken.PositionsNotAdded, "positions are not added", 1),
+    (
+        lab05.check_positional_encoding,
+        broken.PositionsWithoutLengthCheck,
+        "expected a ValueError: when seq_len > max_len",
+        0,
+    ),
+    (
+        lab05.check_positional_encoding,
+        broken.PositionsLengthCheckOffByOne,
+        "seq_len == max_len is allowed",
+        0,
+    ),
+    (lab05.check_positional_encoding, broken.PositionsAsParameter, "register_buffer", 0),
+    (lab05.check_positional_encoding, broken.PositionsInPlace, "changed its input x in place", 0),
+    (lab05.check_positional_encoding, broken.PositionsInFloat64, "expected dtype torch.float32", 0),
+    (lab05.check_order_aware, broken.PositionsNotAdded, "cannot tell positions apart", 0),
+    (lab06.check_feed_forward, broken.BlockActivationAfterLinear2, "applied after linear2", 1),
+    (lab06.check_feed_forward, broken.BlockIgnoresActivation, "activation argument is ignored", 1),
+    (lab06.check_feed_forward, broken.BlockDropoutInEval, "dropout is active in eval mode", 0),
+    (lab06.check_post_norm, broken.BlockWithoutResiduals, "both residual connections are", 1),
+    (lab06.check_pre_norm, broken.BlockWithoutResiduals, "both residual connections are", 1),
+    (lab06.check_post_norm, broken.BlockAlwaysPreNorm, "norm_first=False asks for post-norm", 1),
+    (lab06.check_pre_norm, broken.BlockAlwaysPostNorm, "norm_first=True asks for pre-norm", 1),
+    (lab06.check_post_norm, broken.BlockWithoutNorm2, "norm2 is not applied", 1),
+    (lab06.check_pre_norm, broken.BlockWithoutNorm2, "norm2 is not applied", 1),
+    (lab06.check_pre_norm, broken.BlockNorm1Twice, "norm1 is used for both sublayers", 1),
+    (lab06.check_post_norm, broken.BlockActivationAfterLinear2, "applied after linear2", 1),
+    (lab06.check_post_norm, broken.BlockDropoutInEval, "dropout is active in eval mode", 0),
+    (lab06.check_feed_forward, broken.BlockWithoutDropout, "dropout (p=0.1) is never applied", 0),
+    (lab06.check_post_norm, broken.BlockResidualAfterNorm, "the residual is added after the", 1),
+    (lab06.check_pre_norm, broken.BlockResidualFromNorm, "carries the normalised x", 1),
+    (lab06.check_post_norm, broken.BlockIgnoresActivation, "activation argument is ignored", 1),
+    (lab06.check_pre_norm, broken.BlockIgnoresMasks, "the masks are not applied", 1),
+    (lab06.check_post_norm, broken.BlockAlwaysSeqFirst, "self_attn reads the wrong layout", 1),
+    (lab06.check_post_norm, broken.BlockInPlaceResidual, "changed its input src in place", 0),
+    (lab06.check_pre_norm, broken.BlockWithOwnNames, "missing ['norm1.weight'", 0),
 ]
 
 

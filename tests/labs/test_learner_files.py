@@ -3,6 +3,7 @@ the same test files pass once a skeleton holds a solution, and the one command w
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from transformer.labs import LabCheckFailure, lab01, lab02, lab03, lab04, load_learner_module
+from transformer.labs import LabCheckFailure, lab01, lab02, lab03, lab04, lab05, lab06
+from transformer.labs.checks import load_learner_module
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "tutorials" / "labs"
@@ -32,6 +34,14 @@ LAB_FILES = {
     "lab04_pytorch_comparison": (
         "compare.py",
         "from transformer.labs.solutions import load_from_torch, to_torch_mask\n",
+    ),
+    "lab05_positional_encoding": (
+        "positional.py",
+        "from transformer.v3_positional import SinusoidalPositionalEncoding, sinusoidal_encoding\n",
+    ),
+    "lab06_transformer_block": (
+        "block.py",
+        "from transformer.v4_block import TransformerBlock\n",
     ),
 }
 
@@ -68,6 +78,32 @@ SKELETON_CHECKS = [
         lambda m: lab04.check_matches_torch(m.load_from_torch, m.to_torch_mask),
         id="lab04-c",
     ),
+    pytest.param(
+        "lab05_positional_encoding",
+        lambda m: lab05.check_sinusoidal_encoding(m.sinusoidal_encoding),
+        id="lab05-a",
+    ),
+    pytest.param(
+        "lab05_positional_encoding",
+        lambda m: lab05.check_positional_encoding(m.SinusoidalPositionalEncoding),
+        id="lab05-b",
+    ),
+    pytest.param(
+        "lab05_positional_encoding",
+        lambda m: lab05.check_order_aware(m.SinusoidalPositionalEncoding),
+        id="lab05-c",
+    ),
+    pytest.param(
+        "lab06_transformer_block",
+        lambda m: lab06.check_feed_forward(m.TransformerBlock),
+        id="lab06-a",
+    ),
+    pytest.param(
+        "lab06_transformer_block", lambda m: lab06.check_post_norm(m.TransformerBlock), id="lab06-b"
+    ),
+    pytest.param(
+        "lab06_transformer_block", lambda m: lab06.check_pre_norm(m.TransformerBlock), id="lab06-c"
+    ),
 ]
 
 
@@ -90,14 +126,14 @@ def test_each_lab_test_file_passes_once_its_skeleton_holds_a_solution(tmp_path):
                 if name.startswith("test_"):
                     getattr(module, name)()  # a skip (pytest.skip) would raise here
                     ran.append(f"{lab}::{name}")
-    assert len(ran) == 10, ran
+    assert len(ran) == 16, ran
 
 
 @pytest.mark.parametrize("lab", list(LAB_FILES))
 def test_lab_readme_names_the_check_command(lab):
     readme = (LABS / lab / "README.md").read_text()
     assert f"poetry run pytest tutorials/labs/{lab}" in readme
-    assert "transformer.labs.solutions" in readme or "transformer.v1_basic_attention" in readme
+    assert re.search(r"`transformer\.(labs\.solutions|v\d_\w+)", readme), "no solution named"
 
 
 def test_the_learners_command_fails_on_the_skeleton_and_says_why():

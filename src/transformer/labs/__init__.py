@@ -10,8 +10,13 @@ absolute error and where it occurs:
 * ``lab03.check_split_heads``, ``check_merge_heads``, ``check_multihead``: multi-head attention.
 * ``lab04.check_to_torch_mask``, ``check_load_from_torch``, ``check_matches_torch``: the
   seed's multi-head attention against ``torch.nn.MultiheadAttention``.
+* ``lab05.check_sinusoidal_encoding``, ``check_positional_encoding``, ``check_order_aware``:
+  the sinusoidal table, adding it to embeddings, and a model that learns order with it.
+* ``lab06.check_feed_forward``, ``check_post_norm``, ``check_pre_norm``: the transformer
+  block against ``torch.nn.TransformerEncoderLayer``.
 
-Solutions: labs 01 and 03 are ``transformer.v1_basic_attention``; labs 02 and 04 are
+Solutions: labs 01 and 03 are ``transformer.v1_basic_attention``, lab 05 is
+``transformer.v3_positional`` and lab 06 ``transformer.v4_block``; labs 02 and 04 are
 ``transformer.labs.solutions``.
 """
 

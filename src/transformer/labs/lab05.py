@@ -201,7 +201,7 @@ def check_positional_encoding(module_cls: Callable[[int, int], nn.Module]) -> No
 
 ORDER_TASK = "sequential"
 ORDER_MODEL = {"d_model": 16, "num_heads": 2, "num_layers": 1}
-ORDER_TRAINING = TrainConfig(steps=100, batch_size=32, learning_rate=2e-2, eval_sequences=500)
+ORDER_TRAINING = TrainConfig(steps=80, batch_size=32, learning_rate=2e-2, eval_sequences=500)
 ORDER_ACCURACY = 0.9
 
 
@@ -227,8 +227,7 @@ def check_order_aware(module_cls: Callable[[int, int], nn.Module]) -> None:
         fail(
             f"milestone: with your positions the model reaches {measured['accuracy']:.1%} on "
             f"held-out sequences, expected at least {ORDER_ACCURACY:.0%}: it still cannot tell "
-            f"positions apart. Without positions a model can only guess among the tokens it "
-            f"has seen ({measured['seen_token_guess']:.1%} here); check that forward returns "
-            f"x + pe[:seq_len]",
+            "positions apart well enough to find the token three places back; check that "
+            "forward returns x + pe[:seq_len]",
             ctx,
         )

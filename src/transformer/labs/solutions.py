@@ -1,7 +1,9 @@
 """Solutions to the labs that have no stage module of their own: lab 02 and lab 04.
 
-Labs 01 and 03 are solved by the stage itself: ``transformer.v1_basic_attention``'s
-``attention``, ``split_heads``, ``merge_heads`` and ``MultiHeadAttention``.
+The other labs are solved by the stages themselves: labs 01 and 03 by
+``transformer.v1_basic_attention``'s ``attention``, ``split_heads``, ``merge_heads`` and
+``MultiHeadAttention``; lab 05 by ``transformer.v3_positional``'s ``sinusoidal_encoding`` and
+``SinusoidalPositionalEncoding``; lab 06 by ``transformer.v4_block.TransformerBlock``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,20 @@
+"""Lab 05 checks. Run: poetry run pytest tutorials/labs/lab05_positional_encoding"""
+
+from pathlib import Path
+
+from transformer.labs import lab05, load_learner_module
+
+lab = load_learner_module(Path(__file__).with_name("positional.py"))
+
+
+def test_sinusoidal_encoding():
+    lab05.check_sinusoidal_encoding(lab.sinusoidal_encoding)
+
+
+def test_positional_encoding():
+    lab05.check_positional_encoding(lab.SinusoidalPositionalEncoding)
+
+
+def test_model_learns_order():
+    """The milestone: v3's model with your positions learns a task that needs order."""
+    lab05.check_order_aware(lab.SinusoidalPositionalEncoding)
