@@ -1,0 +1,89 @@
+"""Reporting for the side-by-side benchmarks: device names, the text table, the JSON file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+# a table column: (header, value of a row, format spec; None for a left-aligned text column)
+Column = tuple[str, Callable[[dict], object], str | None]
+COLUMNS: list[Column] = [
+    ("device", lambda r: r["device"], None),
+    ("T", lambda r: str(r["seq_len"]), None),
+    ("implementation", lambda r: r["implementation"], None),
+    ("reference", lambda r: r["reference"], None),
+    ("time (ms)", lambda r: r["time_ms"], ".1f"),
+    ("ref time (ms)", lambda r: r["ref_time_ms"], ".1f"),
+    ("time ratio", lambda r: r["time_ratio"], ".2f"),
+    ("peak mem (MiB)", lambda r: r["peak_mib"], ".1f"),
+    ("ref peak mem (MiB)", lambda r: r["ref_peak_mib"], ".1f"),
+    ("mem ratio", lambda r: r["memory_ratio"], ".2f"),
+]
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, or whatever ``platform`` knows."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def device_names(devices: list[str]) -> dict[str, str]:
+    """A human-readable name per measured device."""
+    return {d: torch.cuda.get_device_name() if d == "cuda" else cpu_name() for d in devices}
+
+
+def fmt(value: object, spec: str | None) -> str:
+    """A table cell: text as it is; a number in ``spec``, or '-' when missing."""
+    if spec is None:
+        return str(value)
+    if value is None or math.isnan(value):
+        return "-"
+    return format(value, spec)
+
+
+def format_table(rows: list[dict], columns: list[Column]) -> str:
+    """The rows as an aligned text table; text columns left-aligned, numbers right-aligned."""
+    header = [title for title, _, _ in columns]
+    cells = [[fmt(value(r), spec) for _, value, spec in columns] for r in rows]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+    is_text = [spec is None for _, _, spec in columns]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if text else c.rjust(w)
+            for c, w, text in zip(row, widths, is_text, strict=True)
+        )
+
+    rule = "-" * len(line(header))
+    return "\n".join([line(header), rule, *(line(row) for row in cells)])
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to a temp file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; give it a normal file's mode
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
