@@ -71,6 +71,11 @@ def test_quote_checker_catches_a_wrong_number(tmp_path):
     assert quotes.refresh(good.replace("50.0%", "9.9%"), tmp_path) == good
     assert quotes.unquoted_numbers("accuracy 93.4% and 0.25 in `0.5` code") == ["93.4%", "0.25"]
     assert quotes.unquoted_numbers(good) == []
+    tiny = "spread 1.0e-06<!--r:r.json:a.acc:e1-->"
+    assert quotes.mismatches(tiny, tmp_path) == [
+        "r.json:a.acc: the tutorial says 1.0e-06, the results say 5.0e-01"
+    ]
+    assert quotes.unquoted_numbers(tiny) == [] and quotes.unquoted_numbers("1.0e-06") == ["1.0"]
     with pytest.raises(ValueError, match=r"quote r.json:a.accx: expected 'accx' .* keys \['acc'\]"):
         quotes.mismatches("1.0%<!--r:r.json:a.accx:pct1-->", tmp_path)
     with pytest.raises(ValueError, match="quote gone.json:a: expected a results file"):

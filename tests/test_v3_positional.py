@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from transformer import ModelConfig, get_stage
+from transformer.experiments import positions
 from transformer.v2_multihead import MultiHeadAttention
 from transformer.v3_positional import (
     LearnedPositionalEmbedding,
@@ -140,3 +141,13 @@ def test_bad_positional_kind_names_the_choices():
         ValueError, match=r"positional: expected one of sinusoidal, learned, got 'rotary'"
     ):
         PositionalModel(ModelConfig(vocab_size=5), positional="rotary")
+
+
+def test_dot_products_of_positions_depend_only_on_their_distance():
+    """PE(p)·PE(p+k) = Σ_i cos(k·ω_i), the same for every p (the measurement tutorial 03 quotes)."""
+    result = positions.measure(max_len=40, d_model=16)
+    for offset, stats in result["dot_by_offset"].items():
+        k = int(offset)
+        closed_form = sum(math.cos(k / 10000 ** (2 * i / 16)) for i in range(8))
+        assert stats["mean"] == pytest.approx(closed_form, abs=1e-5)
+        assert stats["spread"] < 1e-5

@@ -3,15 +3,16 @@
     poetry run python tutorials/regenerate.py
 
 Runs the three experiments on every registered stage (seed 0, default steps, CPU, so the
-committed files can be reproduced on any machine), the stage comparison and the √d_k
-measurement, writing to tutorials/results/. Then rewrites each number marked in
-tutorials/*.md from those files. About a minute on two CPU cores.
+committed files can be reproduced on any machine), the stage comparison, the √d_k
+measurement and the sinusoidal-encoding figure, writing to tutorials/results/. Then
+rewrites each number marked in tutorials/*.md from those files. A few minutes on two CPU
+cores.
 """
 
 import sys
 from pathlib import Path
 
-from transformer.experiments import cli, compare, quotes, scaling
+from transformer.experiments import cli, compare, positions, quotes, scaling
 from transformer.experiments.tasks import TASKS
 
 TUTORIALS = Path(__file__).resolve().parent
@@ -25,6 +26,7 @@ def regenerate(results: Path = RESULTS) -> None:
         cli.main(experiment, [*SETTINGS, "--out", str(results / experiment)])
     compare.main(["--results", str(results), "--out", str(results / "compare")])
     scaling.save(results / "scaling")
+    positions.save(results / "positions")
 
 
 def main() -> int:

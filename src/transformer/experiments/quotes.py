@@ -23,9 +23,12 @@ FORMATS: dict[str, Callable[[float], str]] = {
     "f2": lambda v: f"{v:.2f}",
     "f3": lambda v: f"{v:.3f}",
     "int": lambda v: f"{round(v)}",
+    "e1": lambda v: f"{v:.1e}",
 }
-QUOTE = re.compile(r"(?P<value>-?[\d.]+%?)<!--r:(?P<file>[^:]+):(?P<key>[^:]+):(?P<fmt>\w+)-->")
-UNQUOTED_DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?!\d)(?!%?<!--r:)%?")
+QUOTE = re.compile(
+    r"(?P<value>-?[\d.]+(?:e[-+]\d+)?%?)<!--r:(?P<file>[^:]+):(?P<key>[^:]+):(?P<fmt>\w+)-->"
+)
+UNQUOTED_DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?!\d)(?!(?:e[-+]\d+)?%?<!--r:)%?")
 
 
 def lookup(results_dir: Path, file: str, key: str) -> float:
