@@ -66,7 +66,7 @@ def comparison_chart(
     experiments = list(chance)
     versions = sorted({v for row in accuracy.values() for v in row})
     width = 0.8 / max(len(versions), 1)
-    fig, ax = plt.subplots(figsize=(1.8 * len(experiments) + 2, 3.4))
+    fig, ax = plt.subplots(figsize=(1.8 * len(experiments) + 2.6, 3.4))
     palette = sns.color_palette("deep", len(versions))
     for i, version in enumerate(versions):
         xs = [e + (i - (len(versions) - 1) / 2) * width for e in range(len(experiments))]
@@ -78,6 +78,7 @@ def comparison_chart(
     ax.set_ylim(0, 1)
     ax.set_ylabel("held-out accuracy")
     ax.set_title("Which stage solves which task (dotted: chance)", fontsize=10)
-    ax.legend(fontsize=8, title="stage")
+    ax.legend(fontsize=8, title="stage", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
     write_figure(path, fig)
     plt.close(fig)
