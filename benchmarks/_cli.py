@@ -109,6 +109,43 @@ def parse_args(bench: Benchmark, argv: list[str] | None = None) -> argparse.Name
     return args
 
 
+# a model's size flag: (flag, default, what it sets); its value is an integer >= 1
+SizeFlag = tuple[str, int, str]
+
+
+def add_size_flags(
+    parser: argparse.ArgumentParser, flags: list[SizeFlag], dropout: float, dropout_help: str
+) -> None:
+    """A script's own integer size flags, and ``--dropout`` with its default."""
+    for flag, default, what in flags:
+        parser.add_argument(flag, type=int, default=default, help=f"{what} (default: {default})")
+    parser.add_argument(
+        "--dropout", type=float, default=dropout, help=f"{dropout_help} (default: {dropout:g})"
+    )
+
+
+def check_size_flags(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    flags: list[SizeFlag],
+    multiple: tuple[str, str],
+) -> None:
+    """Exit 2 unless every size flag is >= 1, ``multiple[0]`` is a multiple of ``multiple[1]``
+    (the embedding size and the head count) and ``--dropout`` is a probability in [0, 1)."""
+
+    def value(flag: str) -> int:
+        return getattr(args, flag[2:].replace("-", "_"))
+
+    for flag, _, _ in flags:
+        if value(flag) < 1:
+            parser.error(f"{flag}: expected an integer >= 1, got {value(flag)}")
+    size, parts = multiple
+    if value(size) % value(parts):
+        parser.error(f"{size}: expected a multiple of {parts}={value(parts)}, got {value(size)}")
+    if not 0 <= args.dropout < 1:
+        parser.error(f"--dropout: expected a probability in [0, 1), got {args.dropout}")
+
+
 def selected_devices(choice: str) -> list[str]:
     """The devices to measure for ``--device``."""
     if choice == "auto":

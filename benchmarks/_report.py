@@ -27,6 +27,8 @@ COLUMNS: list[Column] = [
     ("ref peak mem (MiB)", lambda r: r["ref_peak_mib"], ".1f"),
     ("mem ratio", lambda r: r["memory_ratio"], ".2f"),
 ]
+# for benchmarks with a tolerance: the outputs' max |ours - reference|, checked before measuring
+MAX_DIFF_COLUMN: Column = ("max |diff| eval", lambda r: r.get("max_abs_diff"), ".1e")
 
 
 def cpu_name() -> str:

@@ -28,7 +28,9 @@ import argparse
 from pathlib import Path
 
 import torch
+from _cli import add_size_flags, check_size_flags
 from _harness import COLUMNS, Benchmark, Workload, main
+from _report import MAX_DIFF_COLUMN
 from torch import nn
 
 DTYPE = torch.float32
@@ -90,26 +92,12 @@ SIZE_FLAGS = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The block's sizes and dropout."""
-    for flag, default, what in SIZE_FLAGS:
-        parser.add_argument(flag, type=int, default=default, help=f"{what} (default: {default})")
-    parser.add_argument(
-        "--dropout",
-        type=float,
-        default=0.1,
-        help="dropout of both blocks, active in the timed train-mode step (default: 0.1)",
-    )
+    add_size_flags(parser, SIZE_FLAGS, 0.1, "dropout of both blocks, active in the timed step")
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The sizes make a block; a bad one exits with status 2 through ``parser.error``."""
-    for flag, _, _ in SIZE_FLAGS:
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value < 1:
-            parser.error(f"{flag}: expected an integer >= 1, got {value}")
-    if args.d_model % args.nhead:
-        parser.error(f"--d-model: expected a multiple of --nhead={args.nhead}, got {args.d_model}")
-    if not 0 <= args.dropout < 1:
-        parser.error(f"--dropout: expected a probability in [0, 1), got {args.dropout}")
+    check_size_flags(parser, args, SIZE_FLAGS, ("--d-model", "--nhead"))
 
 
 def case_of(args: argparse.Namespace) -> dict:
@@ -153,7 +141,7 @@ BENCHMARK = Benchmark(
     add_arguments=add_arguments,
     validate=validate,
     tolerance=TOLERANCE,
-    columns=[*COLUMNS, ("max |diff| eval", lambda r: r.get("max_abs_diff"), ".1e")],
+    columns=[*COLUMNS, MAX_DIFF_COLUMN],
 )
 
 if __name__ == "__main__":
