@@ -15,6 +15,14 @@ from transformer.v3_positional import (
     sinusoidal_encoding,
 )
 from transformer.v4_block import TransformerBlock, TransformerEncoder
+from transformer.v5_gpt import (
+    GPT,
+    GPTConfig,
+    from_hf_state_dict,
+    load_gpt2_checkpoint,
+    to_hf_state_dict,
+)
+from transformer.v5_gpt.hf import config_from_hf
 
 
 def randn(*shape, dtype=torch.float32):
@@ -341,6 +349,139 @@ CASES = [
         lambda: MHA([[1.0]], X, X),
         TypeError,
         r"query: expected a torch.Tensor, got list",
+    ),
+]
+
+
+# v5
+V5_CONFIG = GPTConfig(vocab_size=10, n_positions=4, n_embd=8, n_layer=1, n_head=2)
+V5 = GPT(V5_CONFIG)
+V5_IDS = torch.zeros(1, 2, dtype=torch.long)
+
+
+def v5_state(**changes):
+    """GPT-2 weights of V5 with some keys replaced (None deletes the key)."""
+    state = to_hf_state_dict(V5) | changes
+    return {key: value for key, value in state.items() if value is not None}
+
+
+CASES += [
+    (
+        "gpt heads do not divide n_embd",
+        lambda: GPTConfig(vocab_size=5, n_embd=10, n_head=4),
+        ValueError,
+        r"n_embd: expected a multiple of n_head=4, got 10",
+    ),
+    (
+        "gpt dropout out of range",
+        lambda: GPTConfig(vocab_size=5, attn_pdrop=1.0),
+        ValueError,
+        r"attn_pdrop: expected a float in \[0, 1\), got 1.0",
+    ),
+    (
+        "gpt layer norm epsilon",
+        lambda: GPTConfig(vocab_size=5, layer_norm_epsilon=0),
+        ValueError,
+        r"layer_norm_epsilon: expected a positive float, got 0",
+    ),
+    (
+        "gpt config unknown key",
+        lambda: GPTConfig.from_dict({"vocab_size": 5, "n_embed": 8}),
+        ValueError,
+        r"values: expected only GPTConfig fields \(vocab_size, n_positions, .*\), "
+        r"got \['n_embed'\]",
+    ),
+    (
+        "gpt given a ModelConfig",
+        lambda: GPT(ModelConfig(vocab_size=5)),
+        TypeError,
+        r"config: expected a GPTConfig, got ModelConfig",
+    ),
+    (
+        "gpt context longer than n_positions",
+        lambda: V5(torch.zeros(1, 5, dtype=torch.long)),
+        ValueError,
+        r"idx: expected seq_len <= n_positions=4, got seq_len=5; keep the last n_positions tokens",
+    ),
+    (
+        "gpt ids out of range",
+        lambda: V5(torch.tensor([[0, 10]])),
+        ValueError,
+        r"idx: expected ids in \[0, vocab_size=10\), got values from 0 to 10",
+    ),
+    (
+        "gpt float ids",
+        lambda: V5(torch.zeros(1, 3)),
+        TypeError,
+        r"idx: expected integer token ids \(torch.long\), got torch.float32",
+    ),
+    (
+        "generate negative temperature",
+        lambda: V5.generate(V5_IDS, 2, temperature=-1.0),
+        ValueError,
+        r"temperature: expected a finite float >= 0 \(0 = greedy argmax\), got -1.0",
+    ),
+    (
+        "generate top_k of zero",
+        lambda: V5.generate(V5_IDS, 2, top_k=0),
+        ValueError,
+        r"top_k: expected None or a positive integer, got 0",
+    ),
+    (
+        "generate a negative number of tokens",
+        lambda: V5.generate(V5_IDS, -1),
+        ValueError,
+        r"max_new_tokens: expected a non-negative integer, got -1",
+    ),
+    (
+        "conv1d weight in nn.Linear layout",
+        lambda: from_hf_state_dict(
+            V5_CONFIG,
+            v5_state(**{"transformer.h.0.attn.c_attn.weight": torch.zeros(24, 8)}),
+        ),
+        ValueError,
+        r"transformer.h.0.attn.c_attn.weight: expected shape \(8, 24\) \(Conv1D stores "
+        r"\(in, out\)\), got \(24, 8\)",
+    ),
+    (
+        "gpt-2 state dict missing a key",
+        lambda: from_hf_state_dict(V5_CONFIG, v5_state(**{"transformer.ln_f.bias": None})),
+        ValueError,
+        r"state_dict: expected GPT-2's keys for n_layer=1, got 1 missing "
+        r"\['transformer.ln_f.bias'\] and 0 unexpected \[\]",
+    ),
+    (
+        "gpt-2 head not tied",
+        lambda: from_hf_state_dict(V5_CONFIG, v5_state(**{"lm_head.weight": torch.ones(10, 8)})),
+        ValueError,
+        r"lm_head.weight: expected the token embedding transformer.wte.weight \(tied, as in "
+        r"GPT-2\), got a different matrix",
+    ),
+    (
+        "gpt-2 config with the exact gelu",
+        lambda: config_from_hf({"activation_function": "gelu"}),
+        ValueError,
+        r"activation_function: expected GELU with the tanh approximation \(gelu_new, "
+        r"gelu_pytorch_tanh, gelu_fast\), got 'gelu'",
+    ),
+    (
+        "gpt-2 config scaling attention by layer",
+        lambda: config_from_hf({"scale_attn_by_inverse_layer_idx": True}),
+        ValueError,
+        r"scale_attn_by_inverse_layer_idx: expected False \(GPT has no other form\), got True",
+    ),
+    (
+        "gpt-2 checkpoint folder missing",
+        lambda: load_gpt2_checkpoint("/no/such/checkpoint"),
+        FileNotFoundError,
+        r"directory: expected a GPT-2 checkpoint folder with config.json and model.safetensors "
+        r"\(as save_pretrained writes\), got '/no/such/checkpoint': no such directory",
+    ),
+    (
+        "v5 contract model that is not causal",
+        lambda: get_stage("v5").build_model(ModelConfig(vocab_size=5, causal=False)),
+        ValueError,
+        r"causal: expected True for v5 \(a GPT is decoder-only: .*\), got False",
     ),
 ]
 

@@ -6,6 +6,7 @@ import torch
 from transformer import ModelConfig, SequenceModel, UnknownStageError, get_stage, list_stages
 
 VERSIONS = [stage.version for stage in list_stages()]
+CAUSAL_ONLY = {"v5"}  # decoder-only: a GPT has no non-causal form
 
 
 def test_registry_lists_the_stages_in_order_with_ideas():
@@ -30,6 +31,10 @@ def test_unknown_version_lists_the_known_ones():
 @pytest.mark.parametrize("causal", [True, False])
 def test_model_maps_tokens_to_logits_and_records_attention(version, causal):
     config = ModelConfig(vocab_size=11, d_model=16, num_heads=4, num_layers=2, causal=causal)
+    if version in CAUSAL_ONLY and not causal:
+        with pytest.raises(ValueError, match=r"causal: expected True"):
+            get_stage(version).build_model(config)
+        return
     torch.manual_seed(0)
     model = get_stage(version).build_model(config)
     assert isinstance(model, SequenceModel)
@@ -76,7 +81,7 @@ def test_model_trains(version):
     assert losses[-1] < 0.8 * losses[0]
 
 
-@pytest.mark.parametrize("version", ["v2", "v3", "v4"])
+@pytest.mark.parametrize("version", ["v2", "v3", "v4", "v5"])
 def test_model_uses_config_dropout_only_in_training(version):
     config = ModelConfig(vocab_size=5, d_model=8, num_heads=2, dropout=0.5)
     model = get_stage(version).build_model(config)

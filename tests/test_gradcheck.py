@@ -8,6 +8,7 @@ from transformer.v1_basic_attention import attention
 from transformer.v2_multihead import MultiHeadAttention
 from transformer.v3_positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from transformer.v4_block import TransformerBlock
+from transformer.v5_gpt import GPT, GPTConfig
 
 
 def test_v1_attention_gradcheck_with_mask():
@@ -73,3 +74,24 @@ def test_v4_block_gradcheck_with_masks(norm_first, activation):
         return block.forward_with_attention(src, src_key_padding_mask=padding, is_causal=True)
 
     assert gradcheck(fn, (src, *params), eps=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("path", ["fused", "explicit"])
+def test_v5_gpt_gradcheck(path):
+    """Every parameter of a tiny GPT, through both attention paths (tied head included)."""
+    torch.manual_seed(0)
+    config = GPTConfig(
+        vocab_size=5, n_positions=4, n_embd=4, n_layer=2, n_head=2, n_inner=3,
+        embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0,
+    )  # fmt: skip
+    gpt = GPT(config).double()
+    with torch.no_grad():
+        for p in gpt.parameters():
+            p.add_(0.5 * torch.randn_like(p))  # away from GPT-2's small initial weights
+    idx = torch.tensor([[1, 3, 0, 4], [2, 2, 0, 1]])
+    params = tuple(gpt.parameters())
+
+    def fn(*weights):
+        return gpt(idx) if path == "fused" else gpt.forward_with_attention(idx)[0]
+
+    assert gradcheck(fn, params, eps=1e-6, atol=1e-8)

@@ -4,15 +4,15 @@
 
 Runs the three experiments on every registered stage (seed 0, default steps, CPU, so the
 committed files can be reproduced on any machine), the stage comparison, the √d_k
-measurement and the sinusoidal-encoding figure, writing to tutorials/results/. Then
-rewrites each number marked in tutorials/*.md from those files. A few minutes on two CPU
-cores.
+measurement, the sinusoidal-encoding figure and v5's language model, writing to
+tutorials/results/. Then rewrites each number marked in tutorials/*.md from those files.
+About ten minutes on two CPU cores.
 """
 
 import sys
 from pathlib import Path
 
-from transformer.experiments import cli, compare, positions, quotes, scaling
+from transformer.experiments import cli, compare, language_model, positions, quotes, scaling
 from transformer.experiments.tasks import TASKS
 
 TUTORIALS = Path(__file__).resolve().parent
@@ -20,13 +20,21 @@ RESULTS = TUTORIALS / "results"
 SETTINGS = ["--version", "all", "--seed", "0", "--device", "cpu"]
 
 
-def regenerate(results: Path = RESULTS) -> None:
-    """Every result and figure the tutorials use, written under ``results``."""
-    for experiment in TASKS:
+def regenerate(
+    results: Path = RESULTS, experiments: tuple[str, ...] = tuple(TASKS), with_language_model=True
+) -> None:
+    """Every result and figure the tutorials use, written under ``results``.
+
+    ``experiments`` and ``with_language_model=False`` leave runs out (v5 trained on the
+    standard library takes about five minutes); the tests use them to keep CI short.
+    """
+    for experiment in experiments:
         cli.main(experiment, [*SETTINGS, "--out", str(results / experiment)])
     compare.main(["--results", str(results), "--out", str(results / "compare")])
     scaling.save(results / "scaling")
     positions.save(results / "positions")
+    if with_language_model:
+        language_model.main(["--seed", "0", "--device", "cpu", "--out", str(results / "lm")])
 
 
 def main() -> int:

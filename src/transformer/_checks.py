@@ -84,3 +84,19 @@ def check_divisible(name: str, value: int, divisor_name: str, divisor: int) -> N
             f"{name}: expected a multiple of {divisor_name}={divisor}, got {value} "
             f"({value} / {divisor} = {value / divisor:.3g} is not a whole head size)"
         )
+
+
+def check_token_ids(name: str, tokens: object, vocab_size: int) -> Tensor:
+    """Raise unless ``tokens`` is an integer (batch, seq_len >= 1) tensor of ids < vocab_size."""
+    check_tensor(name, tokens)
+    check_rank(name, tokens, (2,), "of token ids (batch, seq_len)")
+    if tokens.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name}: expected integer token ids (torch.long), got {tokens.dtype}")
+    if tokens.shape[1] == 0:
+        raise ValueError(f"{name}: expected seq_len >= 1, got shape {shape_str(tokens.shape)}")
+    low, high = (int(v) for v in torch.aminmax(tokens))
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"{name}: expected ids in [0, vocab_size={vocab_size}), got values from {low} to {high}"
+        )
+    return tokens

@@ -20,16 +20,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from transformer._checks import (
     check_divisible,
     check_positive_int,
     check_probability,
-    check_rank,
-    check_tensor,
-    shape_str,
+    check_token_ids,
 )
 
 
@@ -67,18 +64,7 @@ class SequenceModel(nn.Module):
         self.attention_maps: list[Tensor] = []
 
     def check_tokens(self, tokens: Tensor) -> None:
-        check_tensor("tokens", tokens)
-        check_rank("tokens", tokens, (2,), "of token ids (batch, seq_len)")
-        if tokens.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"tokens: expected integer token ids (torch.long), got {tokens.dtype}")
-        if tokens.shape[1] == 0:
-            raise ValueError(f"tokens: expected seq_len >= 1, got shape {shape_str(tokens.shape)}")
-        low, high = int(tokens.min()), int(tokens.max())
-        if low < 0 or high >= self.config.vocab_size:
-            raise ValueError(
-                f"tokens: expected ids in [0, vocab_size={self.config.vocab_size}), "
-                f"got values from {low} to {high}"
-            )
+        check_token_ids("tokens", tokens, self.config.vocab_size)
 
     def logits(self, tokens: Tensor) -> Tensor:
         raise NotImplementedError
@@ -136,6 +122,12 @@ _REGISTRY: dict[str, Stage] = {
             "transformer.v4_block",
             "The transformer block: attention and feed-forward, each with residual, LayerNorm "
             "and dropout; N stacked.",
+        ),
+        Stage(
+            "v5",
+            "transformer.v5_gpt",
+            "GPT: a decoder-only stack of causal pre-norm blocks whose tied head predicts the next "
+            "token; equals GPT-2.",
         ),
     )
 }

@@ -17,6 +17,7 @@ from transformer.v1_basic_attention import attention
 from transformer.v2_multihead import MultiHeadAttention
 from transformer.v3_positional import PositionalModel, sinusoidal_encoding
 from transformer.v4_block import TransformerBlock, TransformerModel
+from transformer.v5_gpt import GPT, GPTConfig
 
 GOLDEN_DIR = Path(__file__).parent
 SEED = 1234
@@ -107,7 +108,23 @@ def golden_v4() -> dict[str, Tensor]:
     return values | pre_norm | _model_case("v4")
 
 
-GOLDEN = {"v1": golden_v1, "v2": golden_v2, "v3": golden_v3, "v4": golden_v4}
+def golden_v5() -> dict[str, Tensor]:
+    """The GPT's logits, greedy and sampled continuations (past n_positions), and the contract."""
+    torch.manual_seed(SEED)
+    gpt = GPT(GPTConfig(vocab_size=12, n_positions=8, n_embd=16, n_layer=2, n_head=4)).eval()
+    prompt = torch.randint(0, 12, (2, 3))
+    sampler = torch.Generator().manual_seed(SEED)
+    values = {
+        "prompt": prompt,
+        "logits": gpt(prompt),
+        "greedy": gpt.generate(prompt, 7, temperature=0),
+        "sampled": gpt.generate(prompt, 7, temperature=0.8, top_k=5, generator=sampler),
+    }
+    values |= {f"param.{k}": v for k, v in gpt.state_dict().items()}
+    return _prefixed("gpt", values) | _model_case("v5")
+
+
+GOLDEN = {"v1": golden_v1, "v2": golden_v2, "v3": golden_v3, "v4": golden_v4, "v5": golden_v5}
 
 
 def path(version: str) -> Path:
