@@ -52,7 +52,7 @@ def test_permuting_tokens_permutes_the_output(seed, seq_len, heads):
 @given(
     seed=st.integers(0, 2**31 - 1),
     seq_len=st.integers(2, 10),
-    version=st.sampled_from(["v1", "v2", "v3", "v4"]),
+    version=st.sampled_from(["v1", "v2", "v3", "v4", "v5"]),
     data=st.data(),
 )
 def test_causal_mask_hides_the_future(seed, seq_len, version, data):

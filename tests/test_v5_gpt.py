@@ -162,7 +162,7 @@ def test_gradients_equal_hf():
 # ---- generation ----
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_greedy_generation_equals_hf(seed):
     hf = hf_model(seed)
     prompt = tokens(seed, hf.config.vocab_size, 1 + seed, batch=2)
@@ -314,7 +314,7 @@ def check_no_leak(forward, idx: torch.Tensor, vocab_size: int) -> None:
 def test_a_later_token_never_changes_earlier_logits(path):
     gpt = small_gpt(8)
     forward = gpt if path == "fused" else (lambda idx: gpt.forward_with_attention(idx)[0])
-    check_no_leak(forward, tokens(8, 11, 16), 11)
+    check_no_leak(forward, tokens(8, 11, 10), 11)
 
 
 def test_head_is_the_token_embedding():

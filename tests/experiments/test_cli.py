@@ -13,6 +13,7 @@ from transformer.experiments.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ["pattern", "fibonacci", "sequential"]
+VERSIONS = ["v1", "v2", "v3", "v4", "v5"]  # every registered stage
 FIGURES = ["loss_curve.png", "probe_attention.png", "results.json", "trained_attention.png"]
 
 
@@ -72,14 +73,14 @@ def test_script_runs_every_stage_in_quick_mode(experiment, tmp_path):
     proc = run_script(experiment, "--version", "all", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout and "chance" in proc.stdout
-    for version in ("v1", "v2"):
+    for version in VERSIONS:
         assert sorted(p.name for p in (out / version).iterdir()) == FIGURES
         for png in FIGURES:
             if png.endswith(".png"):
                 assert (out / version / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         check_schema(json.loads((out / version / "results.json").read_text()), experiment, version)
     comparison = json.loads((out / "comparison.json").read_text())
-    assert set(comparison["stages"]) == {"v1", "v2"}
+    assert set(comparison["stages"]) == set(VERSIONS)
 
 
 @pytest.mark.slow
@@ -90,7 +91,7 @@ def test_default_output_directory_is_results_experiment(tmp_path):
 
 
 BAD_FLAGS = [
-    (["--version", "v9"], "--version: unknown stage 'v9'; known stages: v1, v2, all"),
+    (["--version", "v9"], "--version: unknown stage 'v9'; known stages: v1, v2, v3, v4, v5, all"),
     (["--steps", "0"], "--steps: expected a positive number of steps, got 0"),
     (["--steps", "-5"], "--steps: expected a positive number of steps, got -5"),
     (["--device", "tpu"], "--device: expected auto, cpu or cuda, got 'tpu'"),
@@ -170,7 +171,7 @@ def test_compare_collects_stages_by_experiments(tmp_path):
     assert "| stage | pattern | fibonacci | sequential |" in proc.stdout
     summary = json.loads((tmp_path / "compare" / "comparison.json").read_text())
     assert set(summary) == set(EXPERIMENTS)
-    assert all(set(runs) == {"v1", "v2"} for runs in summary.values())
+    assert all(set(runs) == set(VERSIONS) for runs in summary.values())
     assert (tmp_path / "compare" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     table = (tmp_path / "compare" / "comparison.md").read_text()
     run = json.loads((tmp_path / "fibonacci" / "v2" / "results.json").read_text())
