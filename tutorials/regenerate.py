@@ -6,7 +6,7 @@ Runs the three experiments on every registered stage (seed 0, default steps, CPU
 committed files can be reproduced on any machine), the stage comparison, the √d_k
 measurement, the sinusoidal-encoding figure and v5's language model, writing to
 tutorials/results/. Then rewrites each number marked in tutorials/*.md from those files.
-About ten minutes on two CPU cores.
+About twenty minutes on two CPU cores.
 """
 
 import sys
