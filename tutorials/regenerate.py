@@ -6,7 +6,7 @@ Runs the three experiments on every registered stage (seed 0, default steps, CPU
 committed files can be reproduced on any machine), the stage comparison, the √d_k
 measurement, the sinusoidal-encoding figure and v5's language model, writing to
 tutorials/results/. Then rewrites each number marked in tutorials/*.md from those files.
-About twenty minutes on two CPU cores.
+Roughly a quarter of an hour on two idle CPU cores.
 """
 
 import sys
@@ -26,7 +26,7 @@ def regenerate(
     """Every result and figure the tutorials use, written under ``results``.
 
     ``experiments`` and ``with_language_model=False`` leave runs out (v5 trained on the
-    standard library takes about five minutes); the tests use them to keep CI short.
+    standard library takes about four minutes); the tests use them to keep CI short.
     """
     for experiment in experiments:
         cli.main(experiment, [*SETTINGS, "--out", str(results / experiment)])

@@ -40,7 +40,9 @@ QUICK = TrainConfig(
     steps=30, batch_size=8, block_size=32, warmup_steps=5, eval_interval=10, eval_batches=2
 )
 QUICK_CORPUS = CorpusConfig(train_bytes=200_000, val_bytes=20_000)
-DROPOUT = 0.0  # a 2 MB corpus seen about once: overfitting is not the problem here
+# No dropout: the default run reads the 2 MB train split about 2.6 times and ends with train
+# loss 1.19 vs val 1.29 nats; too little training, not overfitting, is what limits it.
+DROPOUT = 0.0
 
 
 def build_parser() -> OneLineParser:
