@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from transformer.experiments import atomic, cli
 from transformer.experiments.atomic import write_json
@@ -188,3 +189,17 @@ def test_compare_without_results_exits_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("compare.py: error: --results: expected experiment results")
     assert proc.stderr.count("\n") == 1
+
+
+def test_deterministic_kernels_are_switched_on_only_for_cuda(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        cli.make_deterministic(torch.device("cpu"))
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+        cli.make_deterministic(torch.device("cuda"))  # no GPU needed to set the flags
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(before)

@@ -134,14 +134,20 @@ LEGEND = (
 )
 
 
+def make_deterministic(device: torch.device) -> None:
+    """Same seed, same device, same results: on CUDA, fix cuBLAS and pick deterministic
+    kernels. The CPU ops used here are deterministic already."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # fixed cuBLAS workspace
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def main(experiment: str, argv: list[str] | None = None) -> int:
     args, device = parse(experiment, argv)
     task = get_task(experiment)
     versions = [s.version for s in list_stages()] if args.version == "all" else [args.version]
     config = train_config(args)
-    if device.type == "cuda":  # the CPU ops used here are deterministic already
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # fixed cuBLAS workspace
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    make_deterministic(device)
     print(f"{experiment}: {task.description}; seed {args.seed}, {config.steps} steps, {device}")
     rows, probes, comparison = [], [], {}
     for version in versions:

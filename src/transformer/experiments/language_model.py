@@ -13,7 +13,6 @@ baseline, text samples), ``loss_curves.png``, ``lr_schedule.png`` and
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
@@ -24,7 +23,12 @@ import torch
 from tqdm import tqdm
 
 from transformer.experiments import lm_report
-from transformer.experiments.cli import OneLineParser, check_writable, resolve_device
+from transformer.experiments.cli import (
+    OneLineParser,
+    check_writable,
+    make_deterministic,
+    resolve_device,
+)
 from transformer.v5_gpt import GPT, GPTConfig
 from transformer.v5_gpt.checkpoint import CheckpointError
 from transformer.v5_gpt.data import VOCAB_SIZE, Corpus, CorpusConfig, load_corpus
@@ -149,9 +153,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     args, device, chosen = parse(argv)
-    if device.type == "cuda":  # the CPU ops used here are deterministic already
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # fixed cuBLAS workspace
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    make_deterministic(device)
     start = time.perf_counter()
     corpus = load_corpus(chosen[2])
     print(

@@ -19,14 +19,18 @@ from transformer._checks import (
     check_rank,
     check_size,
 )
+from transformer.v1_basic_attention import causal_mask
 from transformer.v2_multihead import MultiHeadAttention
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
 
 
 def blocked_future(seq_len: int, device: torch.device | None = None) -> Tensor:
-    """PyTorch-convention causal mask (seq_len, seq_len): True where key j > query i is hidden."""
-    return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).triu(1)  # (T, T)
+    """PyTorch-convention causal mask (seq_len, seq_len): True where key j > query i is hidden.
+
+    v1's ``causal_mask`` (True = may attend), inverted.
+    """
+    return ~causal_mask(seq_len, device)  # (T, T)
 
 
 def resolve_activation(activation: str | Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
