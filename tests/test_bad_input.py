@@ -281,7 +281,7 @@ CASES = [
         "unknown positional kind",
         lambda: PositionalModel(ModelConfig(vocab_size=5), positional="rope"),
         ValueError,
-        r"positional: expected one of sinusoidal, learned, got 'rope'",
+        r"positional: expected 'sinusoidal' or 'learned' for v3, got 'rope'",
     ),
     (
         "sequence longer than max_len",
@@ -342,7 +342,8 @@ CASES = [
         "stack of something else",
         lambda: TransformerEncoder(torch.nn.Linear(8, 8), 2),
         TypeError,
-        r"encoder_layer: expected a TransformerBlock, got Linear",
+        r"encoder_layer: expected a block \(forward\(src, src_mask, src_key_padding_mask, "
+        r"is_causal\)\), got Linear with forward\(input: torch.Tensor\) -> torch.Tensor",
     ),
     (
         "not a tensor",

@@ -27,27 +27,152 @@ def test_unknown_version_lists_the_known_ones():
         get_stage("v9")
 
 
+def heads_of(version: str) -> int | None:
+    """The 4 heads the tests ask for, or None (the default, 1) for v1, which has one head."""
+    return None if version == "v1" else 4
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("causal", [True, False])
-def test_model_maps_tokens_to_logits_and_records_attention(version, causal):
-    config = ModelConfig(vocab_size=11, d_model=16, num_heads=4, num_layers=2, causal=causal)
+def test_model_maps_tokens_to_logits_and_returns_attention_on_request(version, causal):
+    heads = heads_of(version)
+    config = ModelConfig(vocab_size=11, d_model=16, num_heads=heads, num_layers=2, causal=causal)
     if version in CAUSAL_ONLY and not causal:
-        with pytest.raises(ValueError, match=r"causal: expected True"):
+        with pytest.raises(ValueError, match=r"causal: expected True for v5"):
             get_stage(version).build_model(config)
         return
     torch.manual_seed(0)
-    model = get_stage(version).build_model(config)
+    model = get_stage(version).build_model(config).eval()
     assert isinstance(model, SequenceModel)
     tokens = torch.randint(0, 11, (3, 7))
-    logits = model(tokens)
-    assert logits.shape == (3, 7, 11)
-    heads = 1 if version == "v1" else 4
-    assert len(model.attention_maps) == 2
-    for weights in model.attention_maps:
-        assert weights.shape == (3, heads, 7, 7)
-        torch.testing.assert_close(weights.sum(-1), torch.ones(3, heads, 7))
+    logits = model(tokens)  # the fast path: no weights
+    assert isinstance(logits, torch.Tensor) and logits.shape == (3, 7, 11)
+    explicit, maps = model(tokens, return_attention=True)
+    torch.testing.assert_close(explicit, logits, atol=1e-5, rtol=1e-5)  # same numbers
+    assert len(maps) == 2
+    for weights in maps:
+        assert weights.shape == (3, heads or 1, 7, 7)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(3, heads or 1, 7))
         above_diagonal = weights.triu(1)
         assert (above_diagonal == 0).all() if causal else (above_diagonal > 0).any()
+
+
+@pytest.mark.parametrize("version", [v for v in VERSIONS if v != "v1"])
+def test_training_takes_the_fused_path(version, monkeypatch):
+    """Without return_attention, no stage after v1 computes the (T, T) weights."""
+    import transformer.v1_basic_attention.scaled_dot_product as core
+
+    model = get_stage(version).build_model(ModelConfig(vocab_size=5, d_model=8, num_heads=2))
+    monkeypatch.setattr(core, "softmax_over_keys", lambda s: pytest.fail("explicit path taken"))
+    model(torch.randint(0, 5, (2, 6))).sum().backward()
+
+
+def test_v1_has_no_fused_path_and_says_so(monkeypatch):
+    """v1 is the explicit computation itself: the weights are computed, then dropped."""
+    import transformer.v1_basic_attention.scaled_dot_product as core
+
+    calls = []
+    real = core.softmax_over_keys
+    monkeypatch.setattr(core, "softmax_over_keys", lambda s: calls.append(1) or real(s))
+    get_stage("v1").build_model(ModelConfig(vocab_size=5, num_layers=2))(torch.zeros(1, 3).long())
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("version", "config", "message"),
+    [
+        (
+            "v1",
+            ModelConfig(vocab_size=5, num_heads=4),
+            "num_heads: expected 1 for v1 (basic attention has one head; heads come in v2), got 4",
+        ),
+        ("v1", ModelConfig(vocab_size=5, dropout=0.1), "dropout: expected 0.0 for v1"),
+        (
+            "v1",
+            ModelConfig(vocab_size=5, max_len=8),
+            "max_len: expected it unset, since v1 has no such setting",
+        ),
+        (
+            "v2",
+            ModelConfig(vocab_size=5, max_len=8),
+            "max_len: expected it unset, since v2 has no such setting",
+        ),
+        (
+            "v3",
+            ModelConfig(vocab_size=5, options={"norm_first": True}),
+            "norm_first: expected it unset, since v3 has no such setting and would ignore it, "
+            "got True; v3's settings: d_model, num_heads, num_layers, dropout, causal, max_len, "
+            "positional, scale_embeddings",
+        ),
+        ("v4", ModelConfig(vocab_size=5, options={"norm_first": 1}), "norm_first: expected a bool"),
+        (
+            "v4",
+            ModelConfig(vocab_size=5, options={"activation": "tanh"}),
+            "activation: expected 'relu' or 'gelu' for v4, got 'tanh'",
+        ),
+        ("v5", ModelConfig(vocab_size=5, causal=False), "causal: expected True for v5"),
+        (
+            "v5",
+            ModelConfig(vocab_size=5, options={"attention_dropout": 1.5}),
+            "attention_dropout: expected a float in [0, 1), got 1.5",
+        ),
+        (
+            "v2",
+            ModelConfig(vocab_size=5, d_model=10),
+            "d_model: expected a multiple of num_heads=4",
+        ),
+    ],
+)
+def test_a_setting_the_stage_would_ignore_or_cannot_take_is_an_error(version, config, message):
+    with pytest.raises((TypeError, ValueError)) as caught:
+        get_stage(version).build_model(config)
+    assert message in str(caught.value)
+
+
+def test_architecture_is_what_runs():
+    v1 = get_stage("v1").architecture(ModelConfig(vocab_size=5))
+    assert v1 == {
+        "vocab_size": 5,
+        "d_model": 64,
+        "num_heads": 1,
+        "num_layers": 1,
+        "dropout": 0.0,
+        "causal": True,
+    }
+    v4 = get_stage("v4").architecture(ModelConfig(vocab_size=5, options={"norm_first": True}))
+    assert v4["norm_first"] is True and v4["activation"] == "relu" and v4["max_len"] == 512
+
+
+@pytest.mark.parametrize(
+    ("version", "option", "value", "read"),
+    [
+        ("v3", "positional", "learned", lambda m: type(m.positions).__name__),
+        ("v4", "norm_first", True, lambda m: m.layers[0].norm_first),
+        ("v4", "ff_multiplier", 2, lambda m: m.layers[0].linear1.out_features),
+        ("v5", "attention_dropout", 0.3, lambda m: m.gpt.h[0].self_attn.dropout),
+        ("v5", "residual_dropout", 0.2, lambda m: m.gpt.h[0].dropout1.p),
+        ("v5", "embedding_dropout", 0.4, lambda m: m.gpt.drop.p),
+    ],
+)
+def test_stage_options_reach_the_model(version, option, value, read):
+    stage = get_stage(version)
+    default = read(stage.build_model(ModelConfig(vocab_size=5, d_model=8, num_heads=2)))
+    chosen = read(
+        stage.build_model(
+            ModelConfig(vocab_size=5, d_model=8, num_heads=2, options={option: value})
+        )
+    )
+    assert chosen != default
+    assert chosen in (value, "LearnedPositionalEmbedding", 2 * 8)
+
+
+def test_config_round_trips_and_stage_arguments_are_checked():
+    config = ModelConfig(vocab_size=5, num_heads=2, options={"positional": "learned"})
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(UnknownStageError, match=r"version: unknown stage \['v1'\]"):
+        get_stage(["v1"])
+    with pytest.raises(TypeError, match="config: expected a ModelConfig, got dict"):
+        get_stage("v2").build_model({"vocab_size": 5})
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -67,7 +192,8 @@ def test_model_has_no_positional_information(version):
 def test_model_trains(version):
     """A few optimiser steps lower the loss on a fixed batch: gradients reach every parameter."""
     torch.manual_seed(0)
-    model = get_stage(version).build_model(ModelConfig(vocab_size=5, d_model=16, num_heads=2))
+    heads = None if version == "v1" else 2
+    model = get_stage(version).build_model(ModelConfig(vocab_size=5, d_model=16, num_heads=heads))
     tokens = torch.randint(0, 5, (8, 6))
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []

@@ -1,4 +1,4 @@
-"""Golden tests: v1 and v2 are frozen. A change to their numbers fails here.
+"""Golden tests: every stage (v1-v5) is frozen. A change to its numbers fails here.
 
 If the change is deliberate, regenerate with ``poetry run python -m tests.golden.cases``
 and say why in the commit.

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from transformer import list_stages
-from transformer.experiments import quotes
-from transformer.labs import solutions
+from transformer_teaching import quotes
+from transformer_teaching.labs import solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from transformer import ModelConfig, get_stage
-from transformer.experiments import positions
 from transformer.v2_multihead import MultiHeadAttention
 from transformer.v3_positional import (
     LearnedPositionalEmbedding,
@@ -14,6 +13,7 @@ from transformer.v3_positional import (
     SinusoidalPositionalEncoding,
     sinusoidal_encoding,
 )
+from transformer_teaching import positions
 
 
 def paper_formula(pos: int, column: int, d_model: int) -> float:
@@ -138,7 +138,7 @@ def test_positions_make_the_model_see_order():
 
 def test_bad_positional_kind_names_the_choices():
     with pytest.raises(
-        ValueError, match=r"positional: expected one of sinusoidal, learned, got 'rotary'"
+        ValueError, match=r"positional: expected 'sinusoidal' or 'learned' for v3, got 'rotary'"
     ):
         PositionalModel(ModelConfig(vocab_size=5), positional="rotary")
 

@@ -263,5 +263,7 @@ def test_model_is_embedding_positions_stack_and_head(norm_first):
     x = model.positions(model.embed(tokens))  # (B, T, d)
     mask = nn.Transformer.generate_square_subsequent_mask(9)
     expected = model.head(reference(x, mask, is_causal=True))
-    assert_close(model(tokens), expected, "model")
-    assert len(model.attention_maps) == 3
+    assert_close(model(tokens), expected, "model (fused attention)")
+    logits, maps = model(tokens, return_attention=True)
+    assert_close(logits, expected, "model (explicit attention)")
+    assert len(maps) == 3

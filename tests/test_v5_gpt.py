@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
-import transformer.v5_gpt.block as v5_block
+import transformer.v1_basic_attention.scaled_dot_product as v1_attention
 import transformer.v5_gpt.hf as v5_hf
 from tests.reference import assert_close
 from transformer import ModelConfig, get_stage
@@ -370,7 +370,9 @@ def test_contract_model_is_a_gpt_with_maps():
     )
     idx = tokens(10, 9, 12)
     assert_close(model(idx), model.gpt(idx), "contract logits against the fused path")
-    assert [m.shape for m in model.attention_maps] == [(3, 4, 12, 12)] * 3
+    logits, maps = model(idx, return_attention=True)
+    assert_close(logits, model.gpt(idx), "contract logits on the explicit path")
+    assert [m.shape for m in maps] == [(3, 4, 12, 12)] * 3
 
 
 # ---- the checks above can fail ----
@@ -410,10 +412,10 @@ def test_check_catches_v4s_dropout_inside_the_mlp():
 
 
 def test_check_catches_a_forgotten_causal_flag(monkeypatch):
-    def sdpa(q, k, v, dropout_p=0.0, is_causal=False):
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
 
-    fake = SimpleNamespace(linear=F.linear, gelu=F.gelu, scaled_dot_product_attention=sdpa)
-    monkeypatch.setattr(v5_block, "F", fake)
+    fake = SimpleNamespace(dropout=F.dropout, scaled_dot_product_attention=sdpa)
+    monkeypatch.setattr(v1_attention, "F", fake)  # the fused path of the one attention core
     with pytest.raises(AssertionError, match="leaks"):
         check_no_leak(small_gpt(8), tokens(8, 11, 6), 11)

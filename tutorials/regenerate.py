@@ -12,8 +12,9 @@ Roughly a quarter of an hour on two idle CPU cores.
 import sys
 from pathlib import Path
 
-from transformer.experiments import cli, compare, language_model, positions, quotes, scaling
+from transformer.experiments import cli, compare, language_model
 from transformer.experiments.tasks import TASKS
+from transformer_teaching import positions, quotes, scaling
 
 TUTORIALS = Path(__file__).resolve().parent
 RESULTS = TUTORIALS / "results"

@@ -6,6 +6,7 @@ Every error names the argument, what was expected and what came, for example
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -100,3 +101,23 @@ def check_token_ids(name: str, tokens: object, vocab_size: int) -> Tensor:
             f"{name}: expected ids in [0, vocab_size={vocab_size}), got values from {low} to {high}"
         )
     return tokens
+
+
+def check_number(name: str, value: object, low: float, high: float = math.inf) -> float:
+    """Raise unless ``value`` is a real number with ``low <= value < high``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < high:
+        wanted = f"a number >= {low}" if high == math.inf else f"a number in [{low}, {high})"
+        raise ValueError(f"{name}: expected {wanted}, got {value!r}")
+    return float(value)
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[object]) -> object:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value

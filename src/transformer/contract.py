@@ -1,78 +1,159 @@
-"""The stage contract: how experiments, benchmarks and lab checks talk to any stage.
-
-Everything outside a stage uses only what is defined here:
+"""The stage contract: how experiments, benchmarks and lab checks build and read any stage.
 
 * ``get_stage("v2")`` returns a :class:`Stage` (version, subpackage, one-line idea);
   ``list_stages()`` lists them in order. An unknown version raises :class:`UnknownStageError`,
   whose message lists the known ones.
 * ``stage.build_model(ModelConfig(vocab_size=...))`` returns a :class:`SequenceModel`:
-  ``model(tokens)`` maps token ids ``(batch, seq)`` to logits ``(batch, seq, vocab)``.
-* After a forward pass, ``model.attention_maps`` holds one tensor per layer, each
-  ``(batch, num_heads, seq, seq)``: row ``i`` of head ``h`` is where query ``i`` looked.
+  ``model(tokens)`` maps token ids ``(batch, seq)`` to logits ``(batch, seq, vocab)``, on the
+  stage's fastest path. ``model(tokens, return_attention=True)`` returns ``(logits, maps)``
+  with one ``(batch, num_heads, seq, seq)`` tensor per layer: row ``i`` of head ``h`` is where
+  query ``i`` looked.
+* Each stage declares the settings it accepts (``stage.settings``): the ``ModelConfig``
+  fields it uses and its own ``options``, each with a default and the values it takes. A
+  field or option the stage would ignore is an error, and ``stage.architecture(config)``
+  is what actually runs (v1 says ``num_heads: 1``), which results files record.
 
-Adding a stage means writing a subpackage whose ``__init__`` exposes
+Adding a stage means writing a subpackage whose ``__init__`` exposes ``SETTINGS`` and
 ``build_sequence_model(config) -> SequenceModel`` and adding one ``Stage`` line to
 ``_REGISTRY`` below. No experiment changes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor, nn
 
 from transformer._checks import (
+    check_bool,
     check_divisible,
     check_positive_int,
     check_probability,
     check_token_ids,
 )
 
+FIELDS = ("d_model", "num_heads", "num_layers", "dropout", "causal", "max_len")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Size of a sequence model. Stages ignore the fields they have no use for."""
+    """What to build. A field left as None takes the stage's default; ``options`` holds the
+    stage's own settings (for example ``{"norm_first": True}`` for v4)."""
 
     vocab_size: int
-    d_model: int = 64
-    num_heads: int = 4
-    num_layers: int = 1
-    dropout: float = 0.0
-    causal: bool = True  # each position sees only itself and earlier positions
-    max_len: int = 512  # longest sequence, for stages with positions
+    d_model: int | None = None
+    num_heads: int | None = None
+    num_layers: int | None = None
+    dropout: float | None = None
+    causal: bool | None = None  # each position sees only itself and earlier positions
+    max_len: int | None = None  # longest sequence, for stages with positions
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "num_heads", "num_layers", "max_len"):
-            check_positive_int(name, getattr(self, name))
-        check_divisible("d_model", self.d_model, "num_heads", self.num_heads)
-        check_probability("dropout", self.dropout)
-        if not isinstance(self.causal, bool):
-            raise TypeError(f"causal: expected a bool, got {self.causal!r}")
+        check_positive_int("vocab_size", self.vocab_size)
+        for name in ("d_model", "num_heads", "num_layers", "max_len"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        if self.d_model is not None and self.num_heads is not None:
+            check_divisible("d_model", self.d_model, "num_heads", self.num_heads)
+        if self.dropout is not None:
+            check_probability("dropout", self.dropout)
+        if self.causal is not None:
+            check_bool("causal", self.causal)
+        if not isinstance(self.options, Mapping) or not all(
+            isinstance(k, str) for k in self.options
+        ):
+            raise TypeError(f"options: expected a dict of str keys, got {self.options!r}")
+        object.__setattr__(self, "options", dict(self.options))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def with_options(self, **options: Any) -> ModelConfig:
+        """This config with the given options added (those passed as None are left out)."""
+        chosen = {name: value for name, value in options.items() if value is not None}
+        return dataclasses.replace(self, options={**self.options, **chosen})
+
+    @classmethod
+    def from_dict(cls, values: object) -> ModelConfig:
+        """The inverse of ``to_dict``; an unknown key is an error."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(values, dict) or not set(values) <= set(known):
+            raise ValueError(f"values: expected a dict with keys from {known}, got {values!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One thing a stage lets you choose: its default, and the values it takes.
+
+    ``check(name, value)`` raises on a bad value; ``choices`` limits the values, and ``why``
+    says why when a value outside them is refused.
+    """
+
+    default: Any
+    check: Callable[[str, Any], Any] | None = None
+    choices: tuple | None = None
+    why: str = ""
+
+    def validate(self, name: str, value: Any, version: str) -> None:
+        if self.choices is not None and value not in self.choices:
+            allowed = " or ".join(repr(c) for c in self.choices)
+            reason = f" ({self.why})" if self.why else ""
+            raise ValueError(f"{name}: expected {allowed} for {version}{reason}, got {value!r}")
+        if self.check is not None:
+            self.check(name, value)
+
+
+def optional_probability(name: str, value: Any) -> None:
+    if value is not None:
+        check_probability(name, value)
+
+
+# The settings every stage shares; a stage's SETTINGS start from these.
+BASE_SETTINGS: dict[str, Setting] = {
+    "d_model": Setting(64, check_positive_int),
+    "num_heads": Setting(4, check_positive_int),
+    "num_layers": Setting(1, check_positive_int),
+    "dropout": Setting(0.0, check_probability),
+    "causal": Setting(True, check_bool),
+}
 
 
 class SequenceModel(nn.Module):
-    """Token ids (batch, seq) -> logits (batch, seq, vocab_size), with readable attention.
+    """Token ids (batch, seq) -> logits (batch, seq, vocab_size), attention on request.
 
-    Subclasses implement ``logits(tokens)`` and store each layer's weights
-    (batch, num_heads, seq, seq) in ``self.attention_maps`` during it.
+    Subclasses implement ``run(tokens, need_weights) -> (logits, maps or None)``; ``config``
+    is the resolved ``ModelConfig`` (every field set).
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.attention_maps: list[Tensor] = []
 
     def check_tokens(self, tokens: Tensor) -> None:
         check_token_ids("tokens", tokens, self.config.vocab_size)
+        max_len = self.config.max_len
+        if max_len is not None and tokens.shape[1] > max_len:
+            raise ValueError(
+                f"tokens: expected seq_len <= max_len={max_len}, got seq_len={tokens.shape[1]}; "
+                f"build the model with a larger ModelConfig(max_len=...)"
+            )
 
-    def logits(self, tokens: Tensor) -> Tensor:
+    def run(self, tokens: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor] | None]:
         raise NotImplementedError
 
-    def forward(self, tokens: Tensor) -> Tensor:
+    def forward(
+        self, tokens: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """tokens (B, T) -> logits (B, T, V); with ``return_attention``, also the maps."""
         self.check_tokens(tokens)
-        self.attention_maps = []
-        return self.logits(tokens)  # (B, T, vocab_size)
+        logits, maps = self.run(tokens, need_weights=return_attention)  # (B, T, V)
+        return (logits, maps) if return_attention else logits
 
 
 class UnknownStageError(ValueError):
@@ -91,9 +172,58 @@ class Stage:
         """Import the stage's subpackage."""
         return importlib.import_module(self.module)
 
+    @property
+    def settings(self) -> dict[str, Setting]:
+        """The ModelConfig fields and options this stage accepts, with their defaults."""
+        return self.load().SETTINGS
+
+    def accepts(self, name: str, value: Any) -> bool:
+        """Whether ``name=value`` is a setting this stage takes."""
+        setting = self.settings.get(name)
+        if setting is None:
+            return False
+        try:
+            setting.validate(name, value, self.version)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    def resolve(self, config: ModelConfig) -> ModelConfig:
+        """``config`` with every unset field and option at the stage's default; a field or
+        option that the stage does not use, or a value it cannot take, is an error."""
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config: expected a ModelConfig, got {type(config).__name__}")
+        settings = self.settings
+        names = ", ".join(settings)
+        given = {name: getattr(config, name) for name in FIELDS} | config.options
+        resolved = {}
+        for name, value in given.items():
+            if name not in settings:
+                if value is None:
+                    continue
+                raise ValueError(
+                    f"{name}: expected it unset, since {self.version} has no such setting and "
+                    f"would ignore it, got {value!r}; {self.version}'s settings: {names}"
+                )
+            if value is not None:
+                settings[name].validate(name, value, self.version)
+        for name, setting in settings.items():
+            value = given.get(name)
+            resolved[name] = setting.default if value is None else value
+        fields = {name: resolved.pop(name) for name in FIELDS if name in resolved}
+        if "num_heads" in fields:
+            check_divisible("d_model", fields["d_model"], "num_heads", fields["num_heads"])
+        return ModelConfig(vocab_size=config.vocab_size, **fields, options=resolved)
+
+    def architecture(self, config: ModelConfig) -> dict[str, Any]:
+        """What runs: the vocabulary size and every setting of the stage, resolved."""
+        resolved = self.resolve(config)
+        fields = {name: getattr(resolved, name) for name in FIELDS if name in self.settings}
+        return {"vocab_size": resolved.vocab_size, **fields, **resolved.options}
+
     def build_model(self, config: ModelConfig) -> SequenceModel:
-        """The stage's token-in/logits-out model."""
-        return self.load().build_sequence_model(config)
+        """The stage's token-in/logits-out model, built from the resolved ``config``."""
+        return self.load().build_sequence_model(self.resolve(config))
 
 
 _REGISTRY: dict[str, Stage] = {
@@ -138,9 +268,9 @@ def list_stages() -> list[Stage]:
     return list(_REGISTRY.values())
 
 
-def get_stage(version: str) -> Stage:
+def get_stage(version: object) -> Stage:
     """The stage registered as ``version`` (for example ``"v2"``)."""
-    if version not in _REGISTRY:
+    if not isinstance(version, str) or version not in _REGISTRY:
         known = ", ".join(_REGISTRY)
         raise UnknownStageError(f"version: unknown stage {version!r}; known stages: {known}")
     return _REGISTRY[version]

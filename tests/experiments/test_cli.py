@@ -9,13 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from transformer.experiments import atomic, cli
-from transformer.experiments.atomic import write_json
+from transformer import cli as shared_cli
+from transformer import io
+from transformer.experiments import cli
+from transformer.io import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ["pattern", "fibonacci", "sequential"]
 VERSIONS = ["v1", "v2", "v3", "v4", "v5"]  # every registered stage
-FIGURES = ["loss_curve.png", "probe_attention.png", "results.json", "trained_attention.png"]
+FIGURES = [
+    "checkpoint.safetensors",
+    "loss_curve.png",
+    "probe_attention.png",
+    "results.json",
+    "trained_attention.png",
+]
 
 
 def run_script(name, *args, cwd=ROOT):
@@ -64,7 +72,9 @@ def check_schema(result: dict, experiment: str, version: str) -> None:
     assert trained["chance"] == pytest.approx(1 / result["task"]["vocab_size"], abs=1e-6)
     masses = trained["attention_mass_on_needed"]
     assert len(masses) == result["model"]["num_layers"]
-    assert all(len(heads) == (1 if version == "v1" else 4) for heads in masses.values())
+    heads = 1 if version == "v1" else 4
+    assert result["model"]["num_heads"] == heads  # what ran, not what was asked
+    assert all(len(per_head) == heads for per_head in masses.values())
 
 
 @pytest.mark.slow
@@ -93,34 +103,62 @@ def test_default_output_directory_is_results_experiment(tmp_path):
 
 BAD_FLAGS = [
     (["--version", "v9"], "--version: unknown stage 'v9'; known stages: v1, v2, v3, v4, v5, all"),
-    (["--steps", "0"], "--steps: expected a positive number of steps, got 0"),
-    (["--steps", "-5"], "--steps: expected a positive number of steps, got -5"),
+    (["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
+    (["--steps", "-5"], "argument --steps: expected a positive integer, got -5"),
     (["--device", "tpu"], "--device: expected auto, cpu or cuda, got 'tpu'"),
-    (["--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
+    (["--seed", "abc"], "argument --seed: expected an integer seed, got 'abc'"),
+    (
+        ["--seed", str(2**64 - 1)],
+        "argument --seed: expected a seed in [0, 2**32), got 18446744073709551615",
+    ),
+    (["--option", "norm_first"], "--option: expected KEY=VALUE, got 'norm_first'"),
+    (
+        ["--version", "v2", "--option", "norm_first=true"],
+        "--option: norm_first: expected it unset, since v2 has no such setting and would "
+        "ignore it, got True; v2's settings: d_model, num_heads, num_layers, dropout, causal",
+    ),
+    (
+        ["--version", "v4", "--option", "activation=tanh"],
+        "--option: activation: expected 'relu' or 'gelu' for v4, got 'tanh'",
+    ),
+    (
+        ["--version", "all", "--option", "positional=learned"],
+        "--option: positional: expected it unset, since v1 has no such setting and would "
+        "ignore it, got 'learned'; v1's settings: d_model, num_heads, num_layers, dropout, causal",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("flags", "message"), BAD_FLAGS)
-def test_bad_flags_exit_2_with_one_line_and_write_nothing(flags, message, tmp_path):
+def test_bad_flags_exit_2_with_one_line_and_write_nothing(flags, message, tmp_path, capsys):
     out = tmp_path / "out"
-    proc = run_script("fibonacci", *flags, "--out", str(out))
-    assert proc.returncode == 2
-    assert proc.stderr == f"fibonacci.py: error: {message}\n"
+    with pytest.raises(SystemExit) as caught:
+        cli.main("fibonacci", [*flags, "--out", str(out)])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == f"fibonacci.py: error: {message}\n"
     assert not out.exists()
 
 
-def test_unwritable_out_exits_2(tmp_path):
+def test_a_bad_flag_exits_2_from_the_script_too(tmp_path):
+    """Once through the real script, as a learner runs it."""
+    proc = run_script("fibonacci", "--version", "v9", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("fibonacci.py: error: --version: unknown stage 'v9'")
+
+
+def test_unwritable_out_exits_2(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    proc = run_script("pattern", "--quick", "--out", str(blocker / "sub"))
-    assert proc.returncode == 2
-    assert proc.stderr == (
+    with pytest.raises(SystemExit) as caught:
+        cli.main("pattern", ["--quick", "--out", str(blocker / "sub")])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == (
         f"pattern.py: error: --out: expected a writable directory, but {blocker} is a file\n"
     )
 
 
 def test_cuda_without_cuda_exits_2(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(shared_cli.torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit) as info:
         cli.parse("fibonacci", ["--device", "cuda", "--out", str(tmp_path / "o")])
     assert info.value.code == 2
@@ -146,7 +184,7 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch
     def interrupted(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    monkeypatch.setattr(io.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_json(path, {"new": 2})
     assert json.loads(path.read_text()) == {"old": 1}
@@ -192,14 +230,40 @@ def test_compare_without_results_exits_2(tmp_path):
 
 
 def test_deterministic_kernels_are_switched_on_only_for_cuda(monkeypatch):
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "recorded")  # so that teardown restores it
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
     before = torch.are_deterministic_algorithms_enabled()
     try:
-        cli.make_deterministic(torch.device("cpu"))
+        shared_cli.make_deterministic(torch.device("cpu"))
         assert not torch.are_deterministic_algorithms_enabled()
         assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
-        cli.make_deterministic(torch.device("cuda"))  # no GPU needed to set the flags
+        shared_cli.make_deterministic(torch.device("cuda"))  # no GPU needed to set the flags
         assert torch.are_deterministic_algorithms_enabled()
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+def test_options_reach_the_stage_and_the_results_record_what_ran(tmp_path, capsys):
+    out = tmp_path / "o"
+    flags = ["--quick", "--version", "v4", "--out", str(out)]
+    cli.main("sequential", [*flags, "--option", "norm_first=true", "--option", "activation=gelu"])
+    model = json.loads((out / "v4" / "results.json").read_text())["model"]
+    assert model["norm_first"] is True and model["activation"] == "gelu"
+    assert model["positional"] == "sinusoidal" and model["max_len"] == 12  # the defaults
+
+
+def test_v1_results_say_one_head(tmp_path, capsys):
+    cli.main("pattern", ["--quick", "--version", "v1", "--out", str(tmp_path)])
+    model = json.loads((tmp_path / "v1" / "results.json").read_text())["model"]
+    assert model["num_heads"] == 1 and "max_len" not in model
+
+
+def test_results_files_get_the_normal_file_mode(tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        cli.main("pattern", ["--quick", "--version", "v2", "--out", str(tmp_path)])
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "v2").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path.name

@@ -30,12 +30,14 @@ def _prefixed(prefix: str, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
 def _model_case(version: str, build=None, prefix: str = "model") -> dict[str, Tensor]:
     """The stage's sequence model (or ``build(config)``) on fixed tokens."""
     torch.manual_seed(SEED)
-    config = ModelConfig(vocab_size=12, d_model=16, num_heads=4, num_layers=2, max_len=8)
+    stage = get_stage(version)  # each stage takes the sizes it has (v1: one head, no max_len)
+    sizes = {"d_model": 16, "num_heads": 4, "num_layers": 2, "max_len": 8}
+    config = ModelConfig(12, **{k: v for k, v in sizes.items() if stage.accepts(k, v)})
     model = (build or get_stage(version).build_model)(config)
     tokens = torch.randint(0, 12, (2, 6))
-    logits = model(tokens)
+    logits, maps = model(tokens, return_attention=True)
     out = {"tokens": tokens, "logits": logits}
-    out.update({f"attention{i}": w for i, w in enumerate(model.attention_maps)})
+    out.update({f"attention{i}": w for i, w in enumerate(maps)})
     out.update({f"param.{k}": v for k, v in model.state_dict().items()})
     return _prefixed(prefix, out)
 

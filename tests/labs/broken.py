@@ -3,8 +3,8 @@
 Each one makes one common mistake, and tests/labs/test_lab_checks.py asserts that the lab
 checks reject it with a message that names that mistake (``attention_correct``,
 ``LearnerMultiHead``, ``encoding_correct``, ``LearnerPositions`` and ``LearnerBlock`` make
-none: they must pass). They are written out plainly rather than
-built from ``transformer.labs.mistakes``, so the checks are tested against independent code.
+none: they must pass). They are written out plainly rather than built from
+``transformer_teaching.labs.mistakes``, so the checks are tested against independent code.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from transformer.labs import solutions
 from transformer.v1_basic_attention import MultiHeadAttention
 from transformer.v2_multihead import MultiHeadAttention as V2MultiHeadAttention
+from transformer_teaching.labs import solutions
 
 # ---- lab 01: attention(query, key, value, mask) ----
 
@@ -67,28 +67,29 @@ def attention_returns_weights_first(query, key, value, mask=None):
 # ---- lab 02: attention_maps(model, tokens, index) and plot_attention(weights, tokens, title) ----
 
 
+def _maps(model, tokens):
+    return model(tokens, return_attention=True)[1]
+
+
 def maps_batch_averaged(model, tokens, index=0):
-    model(tokens)
-    return [layer.mean(dim=0) for layer in model.attention_maps]
+    return [layer.mean(dim=0) for layer in _maps(model, tokens)]
 
 
 def maps_head_averaged(model, tokens, index=0):
-    model(tokens)
-    return [layer[index].mean(dim=0) for layer in model.attention_maps]
+    return [layer[index].mean(dim=0) for layer in _maps(model, tokens)]
 
 
 def maps_wrong_layer(model, tokens, index=0):
-    model(tokens)
-    return [model.attention_maps[-1][index] for _ in model.attention_maps]
+    maps = _maps(model, tokens)
+    return [maps[-1][index] for _ in maps]
 
 
-def maps_without_running_the_model(model, tokens, index=0):
-    return [layer[index] for layer in model.attention_maps]
+def maps_from_logits(model, tokens, index=0):
+    return [layer for layer in model(tokens)]  # the logits of each sequence, not maps
 
 
 def maps_first_sequence(model, tokens, index=0):
-    model(tokens)
-    return [layer[0] for layer in model.attention_maps]
+    return [layer[0] for layer in _maps(model, tokens)]
 
 
 def _plot(weights, tokens, title, *, transpose=False, labels=True, reverse=False, fixed=True):

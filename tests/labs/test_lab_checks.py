@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.labs import broken
-from transformer.labs import LabCheckFailure, lab01, lab02, lab03, lab04, lab05, lab06, solutions
 from transformer.v1_basic_attention import (
     MultiHeadAttention,
     attention,
@@ -14,6 +13,16 @@ from transformer.v1_basic_attention import (
 )
 from transformer.v3_positional import SinusoidalPositionalEncoding, sinusoidal_encoding
 from transformer.v4_block import TransformerBlock
+from transformer_teaching.labs import (
+    LabCheckFailure,
+    lab01,
+    lab02,
+    lab03,
+    lab04,
+    lab05,
+    lab06,
+    solutions,
+)
 
 
 def milestone_with_load(load_fn):
@@ -93,8 +102,8 @@ BROKEN = [
     (lab02.check_attention_maps, broken.maps_first_sequence, "this is sequence 0 of the batch", 1),
     (
         lab02.check_attention_maps,
-        broken.maps_without_running_the_model,
-        "maps of an earlier forward pass",
+        broken.maps_from_logits,
+        "these are logits (seq, vocab), not attention",
         0,
     ),
     (lab02.check_plot_attention, broken.plot_transposed, "heatmap is transposed", 1),

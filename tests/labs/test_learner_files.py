@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from transformer.labs import LabCheckFailure, lab01, lab02, lab03, lab04, lab05, lab06
-from transformer.labs.checks import load_learner_module
+from transformer_teaching.labs import LabCheckFailure, lab01, lab02, lab03, lab04, lab05, lab06
+from transformer_teaching.labs.checks import load_learner_module
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "tutorials" / "labs"
@@ -25,7 +25,7 @@ LAB_FILES = {
     ),
     "lab02_visualization": (
         "visualize.py",
-        "from transformer.labs.solutions import attention_maps, plot_attention\n",
+        "from transformer_teaching.labs.solutions import attention_maps, plot_attention\n",
     ),
     "lab03_multihead": (
         "multihead.py",
@@ -33,7 +33,7 @@ LAB_FILES = {
     ),
     "lab04_pytorch_comparison": (
         "compare.py",
-        "from transformer.labs.solutions import load_from_torch, to_torch_mask\n",
+        "from transformer_teaching.labs.solutions import load_from_torch, to_torch_mask\n",
     ),
     "lab05_positional_encoding": (
         "positional.py",
@@ -133,7 +133,7 @@ def test_each_lab_test_file_passes_once_its_skeleton_holds_a_solution(tmp_path):
 def test_lab_readme_names_the_check_command(lab):
     readme = (LABS / lab / "README.md").read_text()
     assert f"poetry run pytest tutorials/labs/{lab}" in readme
-    assert re.search(r"`transformer\.(labs\.solutions|v\d_\w+)", readme), "no solution named"
+    assert re.search(r"`transformer(_teaching\.labs\.solutions|\.v\d_\w+)", readme), "no solution"
 
 
 def test_the_learners_command_fails_on_the_skeleton_and_says_why():

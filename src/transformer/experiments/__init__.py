@@ -1,6 +1,6 @@
-"""What the experiment scripts share: tasks, training, metrics, probes, plots and the CLI.
+"""The experiments: tasks, metrics, probes, plots, and the command lines of the scripts.
 
-The scripts in ``experiments/`` are thin wrappers around :func:`cli.main`. They use stages
-only through the stage contract (``transformer.get_stage``), so a new stage needs no change
-here.
+The scripts in ``experiments/`` are thin wrappers around this package. They build every
+stage through the stage contract (``transformer.get_stage``) and train through
+``transformer.lm``'s one loop, so a new stage needs no change here.
 """

@@ -1,82 +1,86 @@
-"""The command line every experiment script shares.
+"""The command line every task experiment script shares.
 
     python experiments/fibonacci.py --version v1|v2|...|all --seed 0 --steps 1500
-        --device auto|cpu|cuda --out results/fibonacci/ [--quick]
+        --device auto|cpu|cuda --out results/fibonacci/ [--quick] [--option KEY=VALUE ...]
 
-Writes ``<out>/<version>/results.json`` and three PNGs per stage; with ``--version all``,
-also ``<out>/comparison.json``. Bad flags exit with status 2, a one-line message and nothing
-written.
+Writes ``<out>/<version>/results.json``, three PNGs and the final ``checkpoint.safetensors``
+per stage; with ``--version all``, also ``<out>/comparison.json``. ``--option`` sets one of
+the stage's own settings (``--option norm_first=true`` for v4; see ``stage.settings``).
+Bad flags exit with status 2, a one-line message and nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from transformer.contract import list_stages
-from transformer.experiments.atomic import write_json
-from transformer.experiments.runner import StageRun, run_stage, save_stage
+from transformer import cli
+from transformer.contract import get_stage, list_stages
+from transformer.experiments.runner import (
+    CHECKPOINT,
+    HELDOUT_SEQUENCES,
+    QUICK_HELDOUT_SEQUENCES,
+    QUICK_TRAINING,
+    TASK_TRAINING,
+    StageRun,
+    model_config,
+    run_stage,
+    save_stage,
+)
 from transformer.experiments.tasks import get_task
-from transformer.experiments.training import TrainConfig
-
-DEFAULT_STEPS = 1500
-QUICK = TrainConfig(steps=20, batch_size=16, eval_sequences=64)
+from transformer.io import write_json
+from transformer.lm import TrainConfig
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag prints one line (no usage block) and exits with status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def build_parser(experiment: str) -> OneLineParser:
+def build_parser(experiment: str) -> cli.OneLineParser:
     task = get_task(experiment)
-    parser = OneLineParser(
+    parser = cli.OneLineParser(
         prog=f"{experiment}.py",
         description=f"The {experiment} experiment: {task.description}. Probes the untrained "
         "stage, trains it, and reports held-out accuracy and where its attention goes.",
     )
     versions = ", ".join(s.version for s in list_stages())
     parser.add_argument("--version", default="v1", help=f"stage to run ({versions}) or 'all'")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    cli.add_seed(parser)
     parser.add_argument(
-        "--steps", type=int, default=None, help=f"training steps (default {DEFAULT_STEPS})"
+        "--steps",
+        type=cli.positive_int,
+        default=None,
+        help=f"training steps (default {TASK_TRAINING.steps}, {QUICK_TRAINING.steps} with --quick)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    cli.add_device(parser)
     parser.add_argument("--out", type=Path, default=None, help=f"default results/{experiment}/")
     parser.add_argument("--quick", action="store_true", help="a few seconds, for tests")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a stage option, such as norm_first=true (v4) or positional=learned (v3+); "
+        "VALUE is read as JSON, else as a string; repeatable",
+    )
     return parser
 
 
-def check_writable(out: Path, flag: str = "--out") -> str | None:
-    """Why ``out`` (given as ``flag``) cannot be written, or None. Creates nothing."""
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{flag}: expected a writable directory, but {existing} is a file"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{flag}: expected a writable directory, but {existing} is not writable"
-    return None
+def parse_options(pairs: list[str], parser: cli.OneLineParser) -> dict:
+    """``["norm_first=true", "positional=learned"]`` -> ``{"norm_first": True, ...}``."""
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            parser.error(f"--option: expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
-def resolve_device(name: str, parser: OneLineParser) -> torch.device:
-    if name not in ("auto", "cpu", "cuda"):
-        parser.error(f"--device: expected auto, cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        parser.error("--device: cuda was asked for, but torch sees no CUDA device here")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, torch.device]:
+def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, object]:
     parser = build_parser(experiment)
     args = parser.parse_args(argv)
     known = [s.version for s in list_stages()]
@@ -84,20 +88,25 @@ def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, 
         parser.error(
             f"--version: unknown stage {args.version!r}; known stages: {', '.join(known)}, all"
         )
-    if args.steps is not None and args.steps <= 0:
-        parser.error(f"--steps: expected a positive number of steps, got {args.steps}")
+    args.versions = known if args.version == "all" else [args.version]
+    args.options = parse_options(args.option, parser)
+    task = get_task(experiment)
+    for version in args.versions:  # every stage must take every option, before any work
+        try:
+            get_stage(version).resolve(model_config(task, version, args.options))
+        except (TypeError, ValueError) as error:
+            parser.error(f"--option: {error}")
     args.out = args.out or Path("results") / experiment
-    problem = check_writable(args.out)
+    problem = cli.check_writable(args.out)
     if problem:
         parser.error(problem)
-    device = resolve_device(args.device, parser)
+    device = cli.resolve_device(args.device, parser)
     return args, device
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    base = QUICK if args.quick else TrainConfig(steps=DEFAULT_STEPS)
-    steps = args.steps if args.steps is not None else base.steps
-    return TrainConfig(steps, base.batch_size, base.learning_rate, base.eval_sequences)
+    base = QUICK_TRAINING if args.quick else TASK_TRAINING
+    return base if args.steps is None else replace(base, steps=args.steps)
 
 
 def summary_row(run: StageRun, seconds: float) -> str:
@@ -113,7 +122,7 @@ def summary_row(run: StageRun, seconds: float) -> str:
 
 
 def probe_line(run: StageRun) -> str:
-    """The seed's second probe figure: the last query's weights across positions."""
+    """The untrained probe's second figure: the last query's weights across positions."""
     weights = run.result["probe"]["last_query_weights"]
     shown = " ".join(f"{w:.2f}" for w in weights)
     return (
@@ -134,25 +143,27 @@ LEGEND = (
 )
 
 
-def make_deterministic(device: torch.device) -> None:
-    """Same seed, same device, same results: on CUDA, fix cuBLAS and pick deterministic
-    kernels. The CPU ops used here are deterministic already."""
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # fixed cuBLAS workspace
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 def main(experiment: str, argv: list[str] | None = None) -> int:
     args, device = parse(experiment, argv)
     task = get_task(experiment)
-    versions = [s.version for s in list_stages()] if args.version == "all" else [args.version]
+    versions = args.versions
     config = train_config(args)
-    make_deterministic(device)
+    heldout = QUICK_HELDOUT_SEQUENCES if args.quick else HELDOUT_SEQUENCES
+    cli.make_deterministic(device)
     print(f"{experiment}: {task.description}; seed {args.seed}, {config.steps} steps, {device}")
     rows, probes, comparison = [], [], {}
     for version in versions:
         start = time.perf_counter()
-        run = run_stage(task, version, args.seed, config, device)
+        run = run_stage(
+            task,
+            version,
+            args.seed,
+            config,
+            device,
+            heldout_sequences=heldout,
+            options=args.options,
+            checkpoint_path=args.out / version / CHECKPOINT,
+        )
         path = save_stage(run, args.out / version)
         rows.append(summary_row(run, time.perf_counter() - start))
         probes.append(probe_line(run))

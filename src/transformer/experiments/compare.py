@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from transformer import cli
 from transformer.contract import list_stages
-from transformer.experiments import cli, plots
-from transformer.experiments.atomic import write_bytes, write_json
+from transformer.experiments import cli as task_cli
+from transformer.experiments import plots
 from transformer.experiments.tasks import TASKS
+from transformer.io import write_bytes, write_json
 
 
 def build_parser() -> cli.OneLineParser:
@@ -27,10 +29,12 @@ def build_parser() -> cli.OneLineParser:
     )
     parser.add_argument("--out", type=Path, default=None, help="default <results>/compare/")
     parser.add_argument("--run", action="store_true", help="run all experiments first")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--quick", action="store_true")
+    cli.add_seed(parser)
+    parser.add_argument(
+        "--steps", type=cli.positive_int, default=None, help="training steps, with --run"
+    )
+    cli.add_device(parser)
+    parser.add_argument("--quick", action="store_true", help="short runs, with --run")
     return parser
 
 
@@ -75,14 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         problem = cli.check_writable(path, flag)
         if problem:
             parser.error(problem)
+    cli.resolve_device(args.device, parser)
     if args.run:
         passed = ["--version", "all", "--seed", str(args.seed), "--device", args.device]
         passed += ["--steps", str(args.steps)] if args.steps is not None else []
         passed += ["--quick"] if args.quick else []
         for experiment in TASKS:
-            cli.parse(experiment, [*passed, "--out", str(args.results / experiment)])
+            task_cli.parse(experiment, [*passed, "--out", str(args.results / experiment)])
         for experiment in TASKS:
-            cli.main(experiment, [*passed, "--out", str(args.results / experiment)])
+            task_cli.main(experiment, [*passed, "--out", str(args.results / experiment)])
     found = collect(args.results)
     if not found:
         parser.error(

@@ -12,13 +12,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from transformer.experiments.atomic import write_figure, write_json  # noqa: E402
 from transformer.experiments.runner import rounded  # noqa: E402
-from transformer.v5_gpt.data import VOCAB_SIZE, Corpus, unigram_baseline  # noqa: E402
-from transformer.v5_gpt.training import (  # noqa: E402
+from transformer.io import write_figure, write_json  # noqa: E402
+from transformer.lm import (  # noqa: E402
+    VOCAB_SIZE,
+    Corpus,
     TrainConfig,
     TrainResult,
-    language_model_loss,
+    generate,
+    next_token_loss,
+    unigram_baseline,
 )
 
 FIGURES = ("loss_curves.png", "lr_schedule.png")
@@ -45,7 +48,7 @@ def full_loss(model: nn.Module, data: Tensor, block_size: int, batch_size: int) 
     for start in range(0, windows, batch_size):
         x = inputs[start : start + batch_size].long().to(device)  # (b, T)
         y = targets[start : start + batch_size].long().to(device)  # (b, T)
-        total += language_model_loss(model(x), y).item() * x.shape[0]  # model(x): (b, T, V)
+        total += next_token_loss(model(x), y).item() * x.shape[0]  # model(x): (b, T, V)
     return total / windows
 
 
@@ -63,7 +66,7 @@ def samples(model: nn.Module, seed: int, max_new_tokens: int) -> list[dict]:
         generator = torch.Generator(device=device).manual_seed(seed)
         for prompt in PROMPTS:
             idx = torch.tensor([list(prompt.encode("ascii"))], device=device)  # (1, P)
-            out = model.generate(idx, max_new_tokens, temperature=temperature, generator=generator)
+            out = generate(model, idx, max_new_tokens, temperature=temperature, generator=generator)
             found.append(
                 {"prompt": prompt, "temperature": temperature, "text": text_of(out[0].tolist())}
             )  # out: (1, P + max_new_tokens)
@@ -76,13 +79,18 @@ def thinned(values: list[float]) -> dict:
 
 
 def measure(
-    model: nn.Module, corpus: Corpus, config: TrainConfig, result: TrainResult, seed: int
+    model: nn.Module,
+    corpus: Corpus,
+    block_size: int,
+    config: TrainConfig,
+    result: TrainResult,
+    seed: int,
 ) -> dict:
     """Baselines, final losses (bits per character on all of val), curves and samples."""
     unigram = unigram_baseline(corpus.train, corpus.val)
     history = result.history
     last = history.evals[-1]
-    val_loss = full_loss(model, corpus.val, config.block_size, config.batch_size)
+    val_loss = full_loss(model, corpus.val, block_size, config.batch_size)
     tail = history.train_loss[-min(50, len(history.train_loss)) :]
     max_new = 60 if config.steps < 100 else SAMPLE_TOKENS
     return {
@@ -131,7 +139,8 @@ def draw_losses(path: Path, results: dict) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats per byte)")
     bits = results["final"]["val_bits_per_char"]
-    ax.set_title(f"v5 GPT on the Python standard library: val {bits:.2f} bits/char", fontsize=10)
+    title = f"{results['version']} on the Python standard library: val {bits:.2f} bits/char"
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     write_figure(path, fig)
     plt.close(fig)

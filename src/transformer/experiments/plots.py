@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from transformer.experiments.atomic import write_figure  # noqa: E402
+from transformer.io import write_figure  # noqa: E402
 
 
 def attention_heatmaps(path: Path, maps: list[Tensor], tokens: list[int], title: str) -> None:

@@ -1,17 +1,21 @@
-"""One experiment on one stage: probe the untrained model, train it, measure, draw, save."""
+"""One experiment on one stage: probe the untrained model, train it, measure, draw, save.
+
+Training is ``transformer.lm``'s one loop. The three tasks use it with a constant learning
+rate, weight decay 0.01 on the weight matrices and no clipping (``TASK_TRAINING``), which
+keeps the ladder of stages comparable with itself: every stage gets the same recipe.
+"""
 
 from __future__ import annotations
 
 import math
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from transformer.contract import ModelConfig, get_stage
 from transformer.experiments import plots
-from transformer.experiments.atomic import write_json
 from transformer.experiments.metrics import (
     accuracy,
     attention_mass,
@@ -19,11 +23,30 @@ from transformer.experiments.metrics import (
     similar_vs_dissimilar,
     uniform_attention_mass,
 )
-from transformer.experiments.tasks import Task
-from transformer.experiments.training import TrainConfig, sequence_loss, to_device, train
+from transformer.experiments.tasks import Batch, Task
+from transformer.io import write_json
+from transformer.lm import TrainConfig, next_token_loss, train
 
+# The size every stage is asked for; each stage takes the settings it has (v1: one head).
 MODEL_SIZE = {"d_model": 64, "num_heads": 4, "num_layers": 2}
 EVAL_SEED_OFFSET = 10_000  # held-out sequences come from their own generator
+HELDOUT_SEQUENCES = 1000
+TASK_TRAINING = TrainConfig(
+    steps=1500,
+    batch_size=64,
+    learning_rate=3e-3,
+    min_learning_rate=3e-3,  # constant
+    warmup_steps=0,
+    weight_decay=0.01,
+    beta1=0.9,
+    beta2=0.999,
+    grad_clip=None,
+    eval_interval=250,
+    eval_batches=2,
+)
+QUICK_TRAINING = replace(TASK_TRAINING, steps=20, batch_size=16, eval_interval=10, eval_batches=1)
+QUICK_HELDOUT_SEQUENCES = 64
+CHECKPOINT = "checkpoint.safetensors"
 
 
 def rounded(value: float | list) -> float | list:
@@ -44,13 +67,27 @@ class StageRun:
     losses: list[float] = field(repr=False)
 
 
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    return Batch(batch.inputs.to(device), batch.targets.to(device), batch.needed.to(device))
+
+
+def sampler(task: Task, split: str):
+    """The training loop's view of a task: (batch_size, generator) -> (inputs, targets)."""
+
+    def sample(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = task.sample(n, generator, split)
+        return batch.inputs, batch.targets  # (N, T), (N, T)
+
+    return sample
+
+
 def probe(model, task: Task, device: torch.device) -> tuple[dict, list[torch.Tensor]]:
-    """The seed's analysis of the untrained stage on a hand-made input."""
+    """The untrained stage on a hand-made input: weight on similar vs other tokens."""
     tokens = task.probe_input().to(device)  # (1, T)
     model.eval()
     with torch.no_grad():
-        model(tokens)
-    maps = [w[0].cpu() for w in model.attention_maps]  # per layer (H, T, T)
+        _, maps = model(tokens, return_attention=True)
+    maps = [w[0].cpu() for w in maps]  # per layer (H, T, T)
     mean_first_layer = maps[0].mean(dim=0)  # (T, T) averaged over heads
     similar, dissimilar = similar_vs_dissimilar(mean_first_layer, tokens[0].cpu())
     return {
@@ -72,44 +109,72 @@ def evaluate(
     batch = to_device(task.sample(n, generator, split="heldout"), device)
     model.eval()
     with torch.no_grad():
-        logits = model(batch.inputs)  # (N, T, V)
+        logits, maps = model(batch.inputs, return_attention=True)  # (N, T, V), L x (N, H, T, T)
     masses = {
         f"layer{i}": rounded(attention_mass(w, batch.needed, batch.targets))
-        for i, w in enumerate(model.attention_maps)
+        for i, w in enumerate(maps)
     }
     best = max(max(per_head) for per_head in masses.values())
     measured = {
         "accuracy": rounded(accuracy(logits, batch.targets)),
         "chance": rounded(task.chance),
         "seen_token_guess": rounded(seen_token_guess(batch.inputs, batch.targets)),
-        "heldout_loss": rounded(sequence_loss(logits, batch.targets).item()),
+        "heldout_loss": rounded(next_token_loss(logits, batch.targets).item()),
         "attention_mass_on_needed": masses,
         "best_head_attention_mass": best,
         "uniform_attention_mass": rounded(
             uniform_attention_mass(batch.needed.cpu(), batch.targets.cpu(), model.config.causal)
         ),
     }
-    example = [w[0].cpu() for w in model.attention_maps]  # per layer (H, T, T)
+    example = [w[0].cpu() for w in maps]  # per layer (H, T, T)
     return measured, example, batch.inputs[0].tolist()
 
 
+def model_config(task: Task, version: str, options: dict | None = None) -> ModelConfig:
+    """The config ``version`` is built with: MODEL_SIZE and the task's sizes, where the stage
+    has such a setting, and the stage options asked for."""
+    stage = get_stage(version)
+    wanted = {"vocab_size": task.vocab_size, "max_len": task.seq_len, **MODEL_SIZE}
+    taken = {k: v for k, v in wanted.items() if k == "vocab_size" or stage.accepts(k, v)}
+    return ModelConfig(**taken, options=dict(options or {}))
+
+
 def run_stage(
-    task: Task, version: str, seed: int, train_config: TrainConfig, device: torch.device
+    task: Task,
+    version: str,
+    seed: int,
+    train_config: TrainConfig,
+    device: torch.device,
+    *,
+    heldout_sequences: int = HELDOUT_SEQUENCES,
+    options: dict | None = None,
+    checkpoint_path: Path | None = None,
 ) -> StageRun:
     stage = get_stage(version)
-    config = ModelConfig(vocab_size=task.vocab_size, max_len=task.seq_len, **MODEL_SIZE)
+    config = model_config(task, version, options)
     torch.manual_seed(seed)
     model = stage.build_model(config).to(device)
     probe_result, probe_maps = probe(model, task, device)
     generator = torch.Generator().manual_seed(seed)
-    losses = train(model, task, train_config, generator, device, label=f"{task.name} {version}")
-    measured, trained_maps, example = evaluate(
-        model, task, train_config.eval_sequences, seed, device
+    result = train(
+        model,
+        sampler(task, "train"),
+        {"train": sampler(task, "train"), "heldout": sampler(task, "heldout")},
+        train_config,
+        generator,
+        checkpoint_path=checkpoint_path,
+        extra={"experiment": task.name, "version": version, "seed": seed},
+        label=f"train {task.name} {version}",
     )
+    losses = result.history.train_loss
+    measured, trained_maps, example = evaluate(model, task, heldout_sequences, seed, device)
     tail = losses[-min(50, len(losses)) :]
     measured["final_train_loss"] = rounded(sum(tail) / len(tail))
     measured["loss_curve"] = rounded(losses[:: max(1, len(losses) // 100)])
-    result = {
+    measured["eval_curve"] = [
+        {k: rounded(v) if k != "step" else v for k, v in e.items()} for e in result.history.evals
+    ]
+    run = {
         "experiment": task.name,
         "version": version,
         "stage_idea": stage.idea,
@@ -119,8 +184,9 @@ def run_stage(
             "seq_len": task.seq_len,
             "chance": rounded(task.chance),
         },
-        "model": asdict(config),
-        "training": asdict(train_config),
+        "model": stage.architecture(config),
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "training": train_config.to_dict() | {"heldout_sequences": heldout_sequences},
         "seed": seed,
         "device": device.type,
         "torch_version": torch.__version__,
@@ -128,7 +194,7 @@ def run_stage(
         "probe": probe_result,
         "trained": measured,
     }
-    return StageRun(result, probe_maps, trained_maps, example, losses)
+    return StageRun(run, probe_maps, trained_maps, example, losses)
 
 
 FIGURES = ("probe_attention.png", "trained_attention.png", "loss_curve.png")
@@ -157,5 +223,5 @@ def save_stage(run: StageRun, out_dir: Path) -> Path:
         f"{name}, {version}: training loss",
     )
     path = out_dir / "results.json"
-    write_json(path, run.result | {"files": list(FIGURES)})
+    write_json(path, run.result | {"files": [*FIGURES, CHECKPOINT]})
     return path

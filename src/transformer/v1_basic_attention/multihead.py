@@ -17,7 +17,10 @@ from transformer._checks import (
     check_size,
     shape_str,
 )
-from transformer.v1_basic_attention.scaled_dot_product import ScaledDotProductAttention
+from transformer.v1_basic_attention.scaled_dot_product import (
+    ScaledDotProductAttention,
+    causal_mask,
+)
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
@@ -86,3 +89,14 @@ class MultiHeadAttention(nn.Module):
         merged = merge_heads(attended)  # (B, L, d_model)
         # 5. project out
         return self.w_o(merged), weights  # (B, L, d_model), (B, H, L, S)
+
+    def self_attend(
+        self, x: Tensor, *, causal: bool, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """x attends to itself: (B, T, d_model) -> (B, T, d_model), weights (B, H, T, T) or None.
+
+        v1 has no fused path: the weights are always computed, and returned when asked for.
+        """
+        mask = causal_mask(x.shape[1], x.device) if causal else None  # (T, T) 1 = attend
+        out, weights = self(x, x, x, mask)  # (B, T, d_model), (B, H, T, T)
+        return out, (weights if need_weights else None)

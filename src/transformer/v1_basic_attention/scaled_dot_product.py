@@ -10,6 +10,10 @@ of ``nn.MultiheadAttention`` (True = blocked) and the same as SDPA's boolean mas
 Fully blocked rows: a query whose keys are all blocked has no valid softmax (it would be
 0/0 = NaN). Like ``F.scaled_dot_product_attention``, we give that row zero weights, so its
 output is zero and its gradients stay finite.
+
+:func:`attend` is the one attention core every later module calls (v2's heads, v4's block,
+v5's GPT): the explicit softmax above when the weights are wanted, PyTorch's fused kernel
+``F.scaled_dot_product_attention`` (the same numbers, no (L, S) weights kept) when not.
 """
 
 from __future__ import annotations
@@ -18,8 +22,23 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from transformer._checks import check_floating, check_tensor, shape_str
+
+
+def causal_mask(seq_len: int, device: torch.device | None = None) -> Tensor:
+    """Causal mask (seq_len, seq_len), 1 = attend: True where query i may see key j <= i.
+
+    ``~causal_mask(T)`` is the same mask in PyTorch's convention (True = blocked).
+    """
+    return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()  # (T, T)
+
+
+def blocked_to_bias(blocked: Tensor, dtype: torch.dtype) -> Tensor:
+    """A bool mask with True = blocked -> an additive bias: 0 where attended, -inf where blocked."""
+    zeros = torch.zeros(blocked.shape, dtype=dtype, device=blocked.device)
+    return zeros.masked_fill(blocked, float("-inf"))  # blocked's shape
 
 
 def scaled_scores(query: Tensor, key: Tensor) -> Tensor:
@@ -86,9 +105,10 @@ def check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
         )
 
 
-def check_seed_mask(mask: Tensor, scores_shape: torch.Size) -> None:
+def check_seed_mask(mask: Tensor, scores_shape: tuple[int, ...]) -> None:
     """Check a seed-convention mask (0/False = blocked) against scores of shape (..., L, S)."""
     check_tensor("mask", mask)
+    scores_shape = torch.Size(scores_shape)
     wanted = f"broadcastable to the scores {shape_str(scores_shape)} (..., query_len, key_len)"
     try:
         broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
@@ -118,12 +138,49 @@ def attention(
     (..., L, S) with 0/False = blocked. Returns output (..., L, d_v) and weights (..., L, S).
     """
     check_qkv(query, key, value)
-    scores = scaled_scores(query, key)  # (..., L, S)
+    bias = None
     if mask is not None:
-        check_seed_mask(mask, scores.shape)
-        scores = scores.masked_fill(mask == 0, float("-inf"))  # (..., L, S)
-    weights = softmax_over_keys(scores)  # (..., L, S)
-    return weights @ value, weights  # (..., L, d_v), (..., L, S)
+        check_seed_mask(mask, (*query.shape[:-1], key.shape[-2]))
+        bias = blocked_to_bias(mask == 0, query.dtype)  # like masked_fill(mask == 0, -inf)
+    return attend(query, key, value, bias)  # (..., L, d_v), (..., L, S)
+
+
+def attend(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    bias: Tensor | None = None,
+    *,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    need_weights: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    """The attention core: softmax(QKᵀ/√d_k + bias)V, unchecked (callers check their inputs).
+
+    query (..., L, d_k), key (..., S, d_k), value (..., S, d_v); ``bias`` is additive and
+    broadcasts to (..., L, S) (0 = attend, -inf = blocked); ``causal=True`` also blocks key
+    j > query i. With ``need_weights`` the explicit path runs and returns the weights
+    (..., L, S); otherwise the fused kernel runs and the weights are None. ``dropout_p``
+    drops attention weights (pass 0 in eval mode).
+    """
+    if need_weights:
+        scores = scaled_scores(query, key)  # (..., L, S)
+        if causal:
+            blocked = ~causal_mask(scores.shape[-1], scores.device)[: scores.shape[-2]]  # (L, S)
+            scores = scores + blocked_to_bias(blocked, scores.dtype)  # (..., L, S)
+        if bias is not None:
+            scores = scores + bias  # (..., L, S)
+        weights = softmax_over_keys(scores)  # (..., L, S)
+        if dropout_p > 0.0:
+            weights = F.dropout(weights, p=dropout_p)  # (..., L, S)
+        return weights @ value, weights  # (..., L, d_v), (..., L, S)
+    if causal and bias is not None:  # SDPA takes a mask or is_causal, not both
+        blocked = ~causal_mask(key.shape[-2], key.device)[: query.shape[-2]]  # (L, S)
+        bias, causal = bias + blocked_to_bias(blocked, query.dtype), False  # (..., L, S)
+    out = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=bias, dropout_p=dropout_p, is_causal=causal
+    )  # (..., L, d_v)
+    return out, None
 
 
 class ScaledDotProductAttention(nn.Module):

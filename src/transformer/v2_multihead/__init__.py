@@ -3,7 +3,18 @@
 Masks follow PyTorch here: True = blocked, floating masks are added to the scores.
 """
 
-from transformer.v2_multihead.model import MultiHeadAttentionModel, build_sequence_model
+from transformer.v2_multihead.model import (
+    SETTINGS,
+    MultiHeadAttentionModel,
+    build_sequence_model,
+    multihead_layer,
+)
 from transformer.v2_multihead.multihead import MultiHeadAttention
 
-__all__ = ["MultiHeadAttention", "MultiHeadAttentionModel", "build_sequence_model"]
+__all__ = [
+    "SETTINGS",
+    "MultiHeadAttention",
+    "MultiHeadAttentionModel",
+    "build_sequence_model",
+    "multihead_layer",
+]

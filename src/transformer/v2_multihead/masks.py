@@ -1,7 +1,8 @@
 """nn.MultiheadAttention's masks, turned into one additive bias over the scores.
 
-Convention (PyTorch's, not the seed's): in a bool ``attn_mask`` or ``key_padding_mask``
-True means *blocked*; a floating mask is *added* to the scores (0 = attend, -inf = blocked).
+Convention (PyTorch's, the opposite of v1's 1 = attend): in a bool ``attn_mask`` or
+``key_padding_mask`` True means *blocked*; a floating mask is *added* to the scores (0 =
+attend, -inf = blocked).
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ import torch
 from torch import Tensor
 
 from transformer._checks import check_shape, check_tensor, named_shape, shape_str
+from transformer.v1_basic_attention import blocked_to_bias
 
 
 def to_additive(name: str, mask: Tensor, dtype: torch.dtype) -> Tensor:
     """Bool (True = blocked) -> 0/-inf; a floating mask is kept as the bias it already is."""
     check_tensor(name, mask)
     if mask.dtype == torch.bool:
-        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-            mask, float("-inf")
-        )
+        return blocked_to_bias(mask, dtype)
     if mask.is_floating_point():
         return mask.to(dtype)
     raise TypeError(

@@ -1,35 +1,33 @@
-"""v2's sequence model: v1's model with multi-head attention swapped in."""
+"""v2's sequence model: v1's, with ``num_heads``-head attention in each layer.
+
+Training takes the fused path (``F.scaled_dot_product_attention``); the weights are
+computed only when asked for.
+"""
 
 from __future__ import annotations
 
-from torch import Tensor, nn
-
-from transformer.contract import ModelConfig, SequenceModel
-from transformer.v1_basic_attention import AttentionOnlyModel, causal_mask
+from transformer.contract import BASE_SETTINGS, ModelConfig, SequenceModel, get_stage
+from transformer.token_model import TokenModel
 from transformer.v2_multihead.multihead import MultiHeadAttention
 
+SETTINGS = dict(BASE_SETTINGS)  # NEW: num_heads and dropout take any valid value
 
-class MultiHeadAttentionModel(AttentionOnlyModel):
-    """Embedding -> ``num_layers`` x ``config.num_heads``-head attention -> linear head."""
 
-    def make_attention(self) -> nn.Module:
-        cfg = self.config
-        return MultiHeadAttention(cfg.d_model, cfg.num_heads, dropout=cfg.dropout, batch_first=True)
+class MultiHeadAttentionModel(TokenModel):
+    """Embedding -> ``num_layers`` x ``num_heads``-head attention -> linear head."""
 
-    def self_attend(self, layer: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x (B, T, d_model) -> (output (B, T, d_model), weights (B, H, T, T))."""
-        blocked = ~causal_mask(x.shape[1], x.device) if self.config.causal else None  # (T, T)
-        return layer(
-            x,
-            x,
-            x,
-            attn_mask=blocked,
-            need_weights=True,
-            average_attn_weights=False,
-            is_causal=self.config.causal,
-        )
+    def __init__(self, config: ModelConfig) -> None:
+        config = get_stage("v2").resolve(config)
+        super().__init__(config, lambda: multihead_layer(config))
+
+
+def multihead_layer(config: ModelConfig) -> MultiHeadAttention:
+    """One batch-first multi-head attention layer of the size ``config`` asks for."""
+    return MultiHeadAttention(
+        config.d_model, config.num_heads, dropout=config.dropout, batch_first=True
+    )
 
 
 def build_sequence_model(config: ModelConfig) -> SequenceModel:
-    """The stage contract's entry point for v2."""
+    """The stage contract's entry point for v2 (``config`` resolved by the contract)."""
     return MultiHeadAttentionModel(config)

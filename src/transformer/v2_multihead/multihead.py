@@ -4,7 +4,7 @@ Same constructor arguments, forward signature, mask semantics and parameter name
 state dicts load both ways. The heads' computation is written out step by step:
 project, split into heads, attend, merge, project out.
 
-Masks follow PyTorch here (True = blocked, floats are added), not the seed's v1 convention.
+Masks follow PyTorch here (True = blocked, floats are added), the opposite of v1 (1 = attend).
 Fully blocked rows get zero weights and a zero attention output (so the result is
 ``out_proj.bias``) on every path. PyTorch itself is inconsistent there: NaN with
 ``need_weights=True`` or on its inference fast path, zeros with ``need_weights=False``.
@@ -32,9 +32,10 @@ from transformer._checks import (
     shape_str,
 )
 from transformer.v1_basic_attention import (
+    attend,
+    blocked_to_bias,
+    causal_mask,
     merge_heads,
-    scaled_scores,
-    softmax_over_keys,
     split_heads,
 )
 from transformer.v2_multihead.masks import attention_bias
@@ -137,7 +138,12 @@ class MultiHeadAttention(nn.Module):
         return batched
 
     def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, ...]:
-        """Input projections; the packed weight is split into its q, k and v rows."""
+        """Input projections; the packed weight is split into its q, k and v rows.
+
+        Self-attention (one tensor for all three) takes one (3E, E) matmul, as PyTorch does.
+        """
+        if self._qkv_same_embed_dim and query is key and key is value:
+            return F.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         if self._qkv_same_embed_dim:
             w_q, w_k, w_v = self.in_proj_weight.chunk(3)  # 3 x (E, E)
         else:
@@ -147,42 +153,25 @@ class MultiHeadAttention(nn.Module):
             b_q, b_k, b_v = self.in_proj_bias.chunk(3)  # 3 x (E,)
         return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
 
-    def forward(
+    def attend(
         self,
         query: Tensor,
         key: Tensor,
         value: Tensor,
-        key_padding_mask: Tensor | None = None,
-        need_weights: bool = True,
-        attn_mask: Tensor | None = None,
-        average_attn_weights: bool = True,
-        is_causal: bool = False,
+        bias: Tensor | None = None,
+        *,
+        causal: bool = False,
+        need_weights: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        batched = self._check_inputs(query, key, value)
-        if is_causal and attn_mask is None:
-            raise ValueError(
-                "is_causal: as in nn.MultiheadAttention, is_causal=True is only a hint that "
-                "attn_mask is causal; expected attn_mask to be given, got None "
-                "(build one with nn.Transformer.generate_square_subsequent_mask(seq_len))"
-            )
-        if not batched:
-            query, key, value = query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0)
-        elif not self.batch_first:
-            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
-        batch, tgt_len, _ = query.shape  # query is now (N, L, E)
-        src_len = key.shape[1]
-        heads, head_dim = self.num_heads, self.head_dim
-        bias = attention_bias(
-            attn_mask,
-            key_padding_mask,
-            batch=batch,
-            num_heads=heads,
-            tgt_len=tgt_len,
-            src_len=src_len,
-            batched=batched,
-            dtype=query.dtype,
-        )  # (N or 1, H or 1, L, S) or None
+        """The heads' computation on batch-first tensors, without the drop-in's API rules.
 
+        query (N, L, E), key (N, S, kdim), value (N, S, vdim); ``bias`` additive, broadcastable
+        to (N, H, L, S); ``causal=True`` lets query i see keys <= i (on the fused path no mask
+        is built). Returns output (N, L, E) and per-head weights (N, H, L, S') or None, where
+        S' counts the ``add_bias_kv``/``add_zero_attn`` keys.
+        """
+        batch, tgt_len, src_len = query.shape[0], query.shape[1], key.shape[1]
+        heads, head_dim = self.num_heads, self.head_dim
         # 1. project
         q, k, v = self._project(query, key, value)  # (N, L, E), (N, S, E), (N, S, E)
         extra_keys = 0
@@ -199,28 +188,61 @@ class MultiHeadAttention(nn.Module):
             k = torch.cat([k, zeros], dim=2)  # (N, H, S'+1, D)
             v = torch.cat([v, zeros], dim=2)  # (N, H, S'+1, D)
             extra_keys += 1
-        if bias is not None and extra_keys:
-            bias = F.pad(bias, (0, extra_keys))  # (.., L, S') the extra keys are never blocked
+        if extra_keys:  # the extra keys are never blocked, not even by the causal mask
+            if causal:
+                blocked = ~causal_mask(src_len, q.device)[:tgt_len]  # (L, S)
+                causal_bias = blocked_to_bias(blocked, q.dtype)  # (L, S)
+                bias, causal = causal_bias if bias is None else bias + causal_bias, False
+            if bias is not None:
+                bias = F.pad(bias, (0, extra_keys))  # (.., L, S')
         # 3. attend: the explicit path when weights are wanted, the fused kernel otherwise
         dropout_p = self.dropout if self.training else 0.0
-        if need_weights:
-            scores = scaled_scores(q, k)  # (N, H, L, S')
-            if bias is not None:
-                scores = scores + bias  # (N, H, L, S')
-            weights = softmax_over_keys(scores)  # (N, H, L, S')
-            if dropout_p > 0.0:
-                weights = F.dropout(weights, p=dropout_p)  # (N, H, L, S')
-            attended = weights @ v  # (N, H, L, D)
-        else:
-            weights = None
-            attended = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias, dropout_p=dropout_p
-            )  # (N, H, L, D)
-        # 4. merge heads
-        merged = merge_heads(attended)  # (N, L, E)
-        # 5. project out
-        output = self.out_proj(merged)  # (N, L, E)
+        attended, weights = attend(
+            q, k, v, bias, causal=causal, dropout_p=dropout_p, need_weights=need_weights
+        )  # (N, H, L, D), (N, H, L, S') or None
+        # 4. merge heads, 5. project out
+        return self.out_proj(merge_heads(attended)), weights  # (N, L, E), (N, H, L, S')
 
+    def self_attend(
+        self, x: Tensor, *, causal: bool, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (N, T, E) attends to itself -> (N, T, E), weights (N, H, T, T) or None."""
+        return self.attend(x, x, x, causal=causal, need_weights=need_weights)
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """``nn.MultiheadAttention.forward``: its layouts, masks and rules, then ``attend``."""
+        batched = self._check_inputs(query, key, value)
+        if is_causal and attn_mask is None:
+            raise ValueError(
+                "is_causal: as in nn.MultiheadAttention, is_causal=True is only a hint that "
+                "attn_mask is causal; expected attn_mask to be given, got None "
+                "(build one with nn.Transformer.generate_square_subsequent_mask(seq_len))"
+            )
+        if not batched:
+            query, key, value = query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0)
+        elif not self.batch_first:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        bias = attention_bias(
+            attn_mask,
+            key_padding_mask,
+            batch=query.shape[0],
+            num_heads=self.num_heads,
+            tgt_len=query.shape[1],
+            src_len=key.shape[1],
+            batched=batched,
+            dtype=query.dtype,
+        )  # (N or 1, H or 1, L, S) or None
+        output, weights = self.attend(query, key, value, bias, need_weights=need_weights)
         if weights is not None and average_attn_weights:
             weights = weights.mean(dim=1)  # (N, L, S')
         if not batched:

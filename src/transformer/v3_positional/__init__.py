@@ -11,14 +11,23 @@ from transformer.v3_positional.encoding import (
     make_positions,
     sinusoidal_encoding,
 )
-from transformer.v3_positional.model import PositionalModel, build_sequence_model
+from transformer.v3_positional.model import (
+    SETTINGS,
+    PositionalModel,
+    build_sequence_model,
+    embedding_scale,
+    positions_for,
+)
 
 __all__ = [
     "POSITIONAL_KINDS",
+    "SETTINGS",
     "LearnedPositionalEmbedding",
     "PositionalModel",
     "SinusoidalPositionalEncoding",
     "build_sequence_model",
+    "embedding_scale",
     "make_positions",
+    "positions_for",
     "sinusoidal_encoding",
 ]

@@ -4,20 +4,22 @@ Attention is v2's and positions are v3's, both imported unchanged.
 """
 
 from transformer.v4_block.block import (
+    ACTIVATIONS,
     TransformerBlock,
     TransformerEncoderLayer,
-    blocked_future,
     resolve_activation,
 )
-from transformer.v4_block.model import TransformerModel, build_sequence_model
+from transformer.v4_block.model import SETTINGS, TransformerModel, block_for, build_sequence_model
 from transformer.v4_block.stack import TransformerEncoder
 
 __all__ = [
+    "ACTIVATIONS",
+    "SETTINGS",
     "TransformerBlock",
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "TransformerModel",
-    "blocked_future",
+    "block_for",
     "build_sequence_model",
     "resolve_activation",
 ]

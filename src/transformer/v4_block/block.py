@@ -3,6 +3,9 @@ connection, LayerNorm and dropout. A drop-in for ``nn.TransformerEncoderLayer``.
 
 The parameter names are PyTorch's (``self_attn``, ``linear1``, ``linear2``, ``norm1``,
 ``norm2``), so ``block.load_state_dict(torch_layer.state_dict())`` works both ways.
+Everything that differs between blocks is an argument: post- or pre-norm, the activation,
+and three dropouts (on the attention weights, inside the feed-forward layer, and on each
+sublayer's output). GPT-2's block (v5) is this block configured, not a subclass.
 """
 
 from __future__ import annotations
@@ -14,23 +17,18 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from transformer._checks import (
+    check_floating,
+    check_number,
     check_positive_int,
     check_probability,
     check_rank,
+    check_same_dtype,
     check_size,
 )
-from transformer.v1_basic_attention import causal_mask
 from transformer.v2_multihead import MultiHeadAttention
+from transformer.v2_multihead.masks import attention_bias
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
-
-
-def blocked_future(seq_len: int, device: torch.device | None = None) -> Tensor:
-    """PyTorch-convention causal mask (seq_len, seq_len): True where key j > query i is hidden.
-
-    v1's ``causal_mask`` (True = may attend), inverted.
-    """
-    return ~causal_mask(seq_len, device)  # (T, T)
 
 
 def resolve_activation(activation: str | Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
@@ -53,7 +51,9 @@ class TransformerBlock(nn.Module):
     Post-norm (the paper, ``norm_first=False``): ``x = norm(x + dropout(sublayer(x)))``.
     Pre-norm (GPT-2, ``norm_first=True``): ``x = x + dropout(sublayer(norm(x)))``.
     The feed-forward layer is ``linear2(dropout(activation(linear1(x))))``, applied to
-    every position on its own. Arguments are those of ``nn.TransformerEncoderLayer``.
+    every position on its own. Arguments are those of ``nn.TransformerEncoderLayer``, plus
+    ``attention_dropout`` (on the attention weights) and ``feed_forward_dropout`` (between
+    the two linears), which default to ``dropout`` as in PyTorch.
     """
 
     def __init__(
@@ -69,16 +69,25 @@ class TransformerBlock(nn.Module):
         bias: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        attention_dropout: float | None = None,
+        feed_forward_dropout: float | None = None,
     ) -> None:
         super().__init__()
         check_positive_int("dim_feedforward", dim_feedforward)
         check_probability("dropout", dropout)
+        if check_number("layer_norm_eps", layer_norm_eps, 0.0) == 0.0:
+            raise ValueError(f"layer_norm_eps: expected a number > 0, got {layer_norm_eps!r}")
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        feed_forward_dropout = dropout if feed_forward_dropout is None else feed_forward_dropout
+        check_probability("attention_dropout", attention_dropout)
+        check_probability("feed_forward_dropout", feed_forward_dropout)
         factory = {"device": device, "dtype": dtype}
         self.self_attn = MultiHeadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **factory
+            d_model, nhead, dropout=attention_dropout, bias=bias, batch_first=batch_first, **factory
         )
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias, **factory)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(feed_forward_dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias, **factory)
         self.norm_first = norm_first
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
@@ -88,40 +97,29 @@ class TransformerBlock(nn.Module):
         self.activation = resolve_activation(activation)
         self.batch_first = batch_first
 
-    def _attention_mask(
-        self, src: Tensor, src_mask: Tensor | None, is_causal: bool
-    ) -> Tensor | None:
-        """``src_mask`` as given; with ``is_causal=True`` and no mask, the causal one."""
-        if src_mask is not None or not is_causal:
-            return src_mask
-        seq_dim = 1 if src.dim() == 3 and self.batch_first else 0
-        return blocked_future(src.shape[seq_dim], src.device)  # (T, T)
-
     def self_attention(
-        self,
-        x: Tensor,
-        attn_mask: Tensor | None,
-        key_padding_mask: Tensor | None,
-        is_causal: bool,
-        need_weights: bool,
+        self, x: Tensor, bias: Tensor | None, causal: bool, need_weights: bool
     ) -> tuple[Tensor, Tensor | None]:
-        """The attention sublayer before its residual: (dropout(attention(x)), weights)."""
-        out, weights = self.self_attn(
-            x,
-            x,
-            x,
-            attn_mask=attn_mask,
-            key_padding_mask=key_padding_mask,
-            need_weights=need_weights,
-            average_attn_weights=False,
-            is_causal=is_causal and attn_mask is not None,
-        )  # x's shape, (N, H, L, S) or None
+        """The attention sublayer before its residual: (dropout(attention(x)), weights).
+
+        x (N, T, E) batch-first; ``bias`` additive (N or 1, H or 1, T, T) or None.
+        """
+        out, weights = self.self_attn.attend(
+            x, x, x, bias, causal=causal, need_weights=need_weights
+        )  # (N, T, E), (N, H, T, T) or None
         return self.dropout1(out), weights
 
     def feed_forward(self, x: Tensor) -> Tensor:
         """The position-wise feed-forward sublayer before its residual."""
         hidden = self.dropout(self.activation(self.linear1(x)))  # (.., dim_feedforward)
         return self.dropout2(self.linear2(hidden))  # (.., d_model)
+
+    def _check_src(self, src: Tensor) -> None:
+        layout = "(batch, seq_len, d_model)" if self.batch_first else "(seq_len, batch, d_model)"
+        check_rank("src", src, (2, 3), f"{layout}, or unbatched (seq_len, d_model)")
+        check_floating("src", src)
+        check_same_dtype("src", src, self.linear1.weight.dtype, "the block's parameter dtype")
+        check_size("src", src, -1, self.self_attn.embed_dim, "d_model")
 
     def forward_with_attention(
         self,
@@ -131,25 +129,40 @@ class TransformerBlock(nn.Module):
         is_causal: bool = False,
         need_weights: bool = True,
     ) -> tuple[Tensor, Tensor | None]:
-        """Like ``forward``, and also the attention weights (N, H, L, S) per head."""
-        layout = "(batch, seq_len, d_model)" if self.batch_first else "(seq_len, batch, d_model)"
-        check_rank("src", src, (2, 3), f"{layout}, or unbatched (seq_len, d_model)")
-        check_size("src", src, -1, self.self_attn.embed_dim, "d_model")
-        mask = self._attention_mask(src, src_mask, is_causal)  # (L, S), (N·H, L, S) or None
-        x = src
+        """Like ``forward``, and also the attention weights (N, H, L, S) per head (or None
+        with ``need_weights=False``, which takes the fused attention path)."""
+        self._check_src(src)
+        batched = src.dim() == 3
+        x = src if not batched or self.batch_first else src.transpose(0, 1)  # (N, T, E)
+        x = x if batched else x.unsqueeze(0)  # (N, T, E)
+        batch, seq_len = x.shape[0], x.shape[1]
+        bias = attention_bias(
+            src_mask,
+            src_key_padding_mask,
+            batch=batch,
+            num_heads=self.self_attn.num_heads,
+            tgt_len=seq_len,
+            src_len=seq_len,
+            batched=batched,
+            dtype=x.dtype,
+        )  # (N or 1, H or 1, T, T) or None
+        causal = is_causal and src_mask is None  # with a mask, is_causal is only a hint
         if self.norm_first:
-            attended, weights = self.self_attention(
-                self.norm1(x), mask, src_key_padding_mask, is_causal, need_weights
-            )
+            attended, weights = self.self_attention(self.norm1(x), bias, causal, need_weights)
             x = x + attended
             x = x + self.feed_forward(self.norm2(x))
         else:
-            attended, weights = self.self_attention(
-                x, mask, src_key_padding_mask, is_causal, need_weights
-            )
+            attended, weights = self.self_attention(x, bias, causal, need_weights)
             x = self.norm1(x + attended)
             x = self.norm2(x + self.feed_forward(x))
-        return x, weights  # src's shape
+        x = x if batched else x.squeeze(0)  # src's layout
+        return (x if not batched or self.batch_first else x.transpose(0, 1)), weights
+
+    def self_attend(
+        self, x: Tensor, *, causal: bool, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """The sequence-model layer protocol: x (N, T, E) batch-first -> the block's output."""
+        return self.forward_with_attention(x, is_causal=causal, need_weights=need_weights)
 
     def forward(
         self,
@@ -160,8 +173,8 @@ class TransformerBlock(nn.Module):
     ) -> Tensor:
         """src (N, S, E) with ``batch_first``, else (S, N, E), or unbatched (S, E) -> same shape.
 
-        ``is_causal=True`` with no ``src_mask`` builds the causal mask; PyTorch needs
-        the mask passed as well. With a ``src_mask``, ``is_causal`` is only a hint.
+        ``is_causal=True`` with no ``src_mask`` attends causally without building a mask;
+        PyTorch needs the mask passed as well. With a ``src_mask``, ``is_causal`` is a hint.
         """
         return self.forward_with_attention(
             src, src_mask, src_key_padding_mask, is_causal, need_weights=False

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
-from transformer.contract import ModelConfig, SequenceModel
-from transformer.v3_positional import PositionalModel
-from transformer.v4_block.block import TransformerBlock, blocked_future
+from transformer._checks import check_bool, check_positive_int
+from transformer.contract import ModelConfig, SequenceModel, Setting, get_stage
+from transformer.token_model import TokenModel
+from transformer.v3_positional import SETTINGS as V3_SETTINGS
+from transformer.v3_positional import embedding_scale, positions_for
+from transformer.v4_block.block import ACTIVATIONS, TransformerBlock
+
+SETTINGS = V3_SETTINGS | {  # NEW: the block's own choices
+    "norm_first": Setting(False, check_bool),
+    "activation": Setting("relu", choices=tuple(ACTIVATIONS)),
+    "ff_multiplier": Setting(4, check_positive_int),
+}
 
 
-class TransformerModel(PositionalModel):
+class TransformerModel(TokenModel):
     """Embedding + positions -> ``num_layers`` blocks -> (final LayerNorm if pre-norm) -> head.
 
     The blocks are post-norm as in the paper unless ``norm_first=True``; a pre-norm
@@ -20,36 +29,40 @@ class TransformerModel(PositionalModel):
     def __init__(
         self,
         config: ModelConfig,
-        positional: str = "sinusoidal",
-        norm_first: bool = False,
-        activation: str = "relu",
-        ff_multiplier: int = 4,
+        positional: str | None = None,
+        norm_first: bool | None = None,
+        activation: str | None = None,
+        ff_multiplier: int | None = None,
     ) -> None:
-        self.norm_first = norm_first
-        self.activation = activation
-        self.ff_multiplier = ff_multiplier
-        super().__init__(config, positional=positional)
-        self.final_norm = nn.LayerNorm(config.d_model) if norm_first else nn.Identity()
-
-    def make_attention(self) -> nn.Module:
-        cfg = self.config
-        return TransformerBlock(
-            cfg.d_model,
-            cfg.num_heads,
-            dim_feedforward=self.ff_multiplier * cfg.d_model,
-            dropout=cfg.dropout,
-            activation=self.activation,
-            batch_first=True,
-            norm_first=self.norm_first,
+        config = config.with_options(
+            positional=positional,
+            norm_first=norm_first,
+            activation=activation,
+            ff_multiplier=ff_multiplier,
+        )
+        config = get_stage("v4").resolve(config)
+        pre_norm = config.options["norm_first"]
+        super().__init__(
+            config,
+            lambda: block_for(config),
+            make_positions=lambda: positions_for(config),
+            make_final_norm=(lambda: nn.LayerNorm(config.d_model)) if pre_norm else None,
+            embedding_scale=embedding_scale(config),
         )
 
-    def self_attend(self, layer: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x (B, T, d_model) -> (block output (B, T, d_model), weights (B, H, T, T))."""
-        mask = blocked_future(x.shape[1], x.device) if self.config.causal else None  # (T, T)
-        return layer.forward_with_attention(x, mask, is_causal=self.config.causal)
 
-    def output_logits(self, x: Tensor) -> Tensor:
-        return self.head(self.final_norm(x))  # (B, T, vocab_size)
+def block_for(config: ModelConfig) -> TransformerBlock:
+    """One batch-first block of the size and kind a resolved v4 config asks for."""
+    options = config.options
+    return TransformerBlock(
+        config.d_model,
+        config.num_heads,
+        dim_feedforward=options["ff_multiplier"] * config.d_model,
+        dropout=config.dropout,
+        activation=options["activation"],
+        batch_first=True,
+        norm_first=options["norm_first"],
+    )
 
 
 def build_sequence_model(config: ModelConfig) -> SequenceModel:

@@ -9,8 +9,7 @@ from torch import Tensor, nn
 
 from transformer._checks import check_token_ids
 from transformer.v3_positional import LearnedPositionalEmbedding
-from transformer.v4_block import blocked_future
-from transformer.v5_gpt.block import GPTBlock
+from transformer.v5_gpt.block import gpt_block
 from transformer.v5_gpt.config import GPTConfig
 from transformer.v5_gpt.sampling import check_sampling, next_token
 
@@ -35,7 +34,7 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = LearnedPositionalEmbedding(config.n_positions, config.n_embd)
         self.drop = nn.Dropout(config.embd_pdrop)
-        self.h = nn.ModuleList(GPTBlock(config) for _ in range(config.n_layer))
+        self.h = nn.ModuleList(gpt_block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # NEW: tied, one matrix reads and writes tokens
@@ -73,13 +72,11 @@ class GPT(nn.Module):
         """idx (B, T) -> final LayerNorm output (B, T, E), unchecked. With a ``maps`` list, the
         explicit attention path runs and each block's weights (B, H, T, T) are appended."""
         x = self.drop(self.wpe(self.wte(idx)))  # (B, T, E)
-        if maps is None:
-            for block in self.h:
-                x = block(x)  # (B, T, E), fused causal attention
-        else:
-            blocked = blocked_future(idx.shape[1], idx.device)  # (T, T) True = hidden
-            for block in self.h:
-                x, weights = block.forward_with_attention(x, blocked, is_causal=True)
+        for block in self.h:
+            if maps is None:
+                x = block(x, is_causal=True)  # (B, T, E), fused causal attention
+            else:
+                x, weights = block.forward_with_attention(x, is_causal=True)  # explicit
                 maps.append(weights)  # (B, H, T, T)
         return self.ln_f(x)  # (B, T, E)
 

@@ -1,50 +1,71 @@
-"""v5's sequence model: the stage contract's view of a GPT, with readable attention."""
+"""v5's sequence model: the stage contract's view of a GPT."""
 
 from __future__ import annotations
 
 from torch import Tensor
 
-from transformer.contract import ModelConfig, SequenceModel
+from transformer._checks import check_positive_int
+from transformer.contract import (
+    BASE_SETTINGS,
+    ModelConfig,
+    SequenceModel,
+    Setting,
+    get_stage,
+    optional_probability,
+)
 from transformer.v5_gpt.config import GPTConfig
 from transformer.v5_gpt.gpt import GPT
 
+SETTINGS = BASE_SETTINGS | {
+    "causal": Setting(
+        True,
+        choices=(True,),
+        why="a GPT is decoder-only: each position sees only itself and earlier ones",
+    ),
+    "max_len": Setting(512, check_positive_int),
+    # GPT-2's three dropouts; None takes ``dropout``
+    "embedding_dropout": Setting(None, optional_probability),
+    "attention_dropout": Setting(None, optional_probability),
+    "residual_dropout": Setting(None, optional_probability),
+}
+
 
 def gpt_config(config: ModelConfig) -> GPTConfig:
-    """ModelConfig -> GPTConfig: ``dropout`` is used for all three of GPT-2's dropouts."""
-    if config.causal is not True:
-        raise ValueError(
-            f"causal: expected True for v5 (a GPT is decoder-only: each position sees only "
-            f"itself and earlier ones), got {config.causal!r}"
-        )
+    """A resolved v5 ModelConfig -> GPTConfig; each unset dropout takes ``config.dropout``."""
+    config = get_stage("v5").resolve(config)
+
+    def rate(option: str) -> float:
+        value = config.options[option]
+        return config.dropout if value is None else value
+
     return GPTConfig(
         vocab_size=config.vocab_size,
         n_positions=config.max_len,
         n_embd=config.d_model,
         n_layer=config.num_layers,
         n_head=config.num_heads,
-        embd_pdrop=config.dropout,
-        attn_pdrop=config.dropout,
-        resid_pdrop=config.dropout,
+        embd_pdrop=rate("embedding_dropout"),
+        attn_pdrop=rate("attention_dropout"),
+        resid_pdrop=rate("residual_dropout"),
     )
 
 
 class GPTSequenceModel(SequenceModel):
-    """A ``GPT`` behind the stage contract. Every call takes the explicit attention path, so
-    ``attention_maps`` is filled; that is slower than ``GPT.forward``, fine for small experiments.
-    """
+    """A ``GPT`` behind the stage contract: the fused path, or the explicit one when the
+    attention maps are asked for."""
 
     def __init__(self, config: ModelConfig) -> None:
         gpt = GPT(gpt_config(config))
-        super().__init__(config)
+        super().__init__(get_stage("v5").resolve(config))
         self.gpt = gpt
 
     def check_tokens(self, tokens: Tensor) -> None:
         self.gpt.check_input(tokens, name="tokens")
 
-    def logits(self, tokens: Tensor) -> Tensor:
-        logits, maps = self.gpt.forward_with_attention(tokens)  # (B, T, V), L x (B, H, T, T)
-        self.attention_maps = [weights.detach() for weights in maps]
-        return logits
+    def run(self, tokens: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor] | None]:
+        if need_weights:
+            return self.gpt.forward_with_attention(tokens)  # (B, T, V), L x (B, H, T, T)
+        return self.gpt(tokens), None  # (B, T, V)
 
 
 def build_sequence_model(config: ModelConfig) -> SequenceModel:

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
 
-from transformer.experiments.atomic import write_bytes, write_json
+from transformer.io import write_bytes, write_json
 from transformer.v5_gpt.gpt import GPT
 from transformer.v5_gpt.hf import (
     config_from_hf,

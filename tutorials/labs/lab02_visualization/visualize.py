@@ -19,8 +19,8 @@ def attention_maps(model: SequenceModel, tokens: Tensor, index: int = 0) -> list
     """The attention weights of sequence ``index`` of the batch, one tensor per layer.
 
     model: built with ``transformer.get_stage(v).build_model(ModelConfig(...))``.
-    tokens: token ids (batch, seq). After ``model(tokens)``, ``model.attention_maps`` is a
-    list with one (batch, heads, seq, seq) tensor per layer.
+    tokens: token ids (batch, seq). ``model(tokens, return_attention=True)`` returns
+    ``(logits, maps)``, where maps is a list with one (batch, heads, seq, seq) tensor per layer.
     Returns a list with one (heads, seq, seq) tensor per layer, in layer order.
     """
     raise NotImplementedError("lab02: implement attention_maps() in visualize.py")

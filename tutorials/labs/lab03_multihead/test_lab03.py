@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from transformer.labs import lab03, load_learner_module
+from transformer_teaching.labs import lab03, load_learner_module
 
 lab = load_learner_module(Path(__file__).with_name("multihead.py"))
 

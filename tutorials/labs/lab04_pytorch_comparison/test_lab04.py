@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from transformer.labs import lab04, load_learner_module
+from transformer_teaching.labs import lab04, load_learner_module
 
 HERE = Path(__file__).parent
 lab = load_learner_module(HERE / "compare.py")

@@ -5,7 +5,7 @@ A check is a function of the learner's implementation. It raises :class:`LabChec
 absolute error and the index where it occurs, and the inputs of the failing case.
 
 To name a mistake, a check compares the learner's result with the correct one and, when they
-differ, with the result of each known mistake (see ``transformer.labs.mistakes``): if the
+differ, with the result of each known mistake (see ``transformer_teaching.labs.mistakes``): if the
 learner's result equals "the scores were not divided by √d_k" to the tolerance, it says so.
 """
 

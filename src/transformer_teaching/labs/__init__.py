@@ -17,9 +17,9 @@ absolute error and where it occurs:
 
 Solutions: labs 01 and 03 are ``transformer.v1_basic_attention``, lab 05 is
 ``transformer.v3_positional`` and lab 06 ``transformer.v4_block``; labs 02 and 04 are
-``transformer.labs.solutions``.
+``transformer_teaching.labs.solutions``.
 """
 
-from transformer.labs.checks import LabCheckFailure, load_learner_module
+from transformer_teaching.labs.checks import LabCheckFailure, load_learner_module
 
 __all__ = ["LabCheckFailure", "load_learner_module"]

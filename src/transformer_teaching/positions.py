@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from transformer.experiments.atomic import write_json
+from transformer.io import write_json
 from transformer.v3_positional import sinusoidal_encoding
 
 MAX_LEN = 64
@@ -39,8 +39,8 @@ def measure(max_len: int = MAX_LEN, d_model: int = D_MODEL) -> dict:
 
 
 def plot(path: Path, max_len: int = MAX_LEN, d_model: int = D_MODEL) -> None:
-    from transformer.experiments.atomic import write_figure
     from transformer.experiments.plots import plt, sns
+    from transformer.io import write_figure
 
     table = sinusoidal_encoding(max_len, d_model)  # (max_len, d_model)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))

@@ -1,24 +1,32 @@
-"""Training a GPT on a token stream: AdamW, warmup + cosine schedule, clipping, exact resume.
+"""The one training loop: AdamW, warmup + cosine schedule, clipping, evaluation, exact resume.
+
+Every experiment trains through :func:`train`: the three small tasks and the language model.
 
 * AdamW with weight decay on every parameter with two or more dimensions (the weight
   matrices and, as in nanoGPT, the token and position embeddings) and none on biases and
   LayerNorm gains.
 * The learning rate rises linearly for ``warmup_steps``, then follows half a cosine from
-  ``learning_rate`` down to the floor ``min_learning_rate`` at the last step.
+  ``learning_rate`` down to the floor ``min_learning_rate`` at the last step
+  (``min_learning_rate == learning_rate`` gives a constant rate).
 * The global gradient norm is clipped to ``grad_clip``; the norm before clipping is recorded.
-* Every ``eval_interval`` steps the loss is estimated on fixed train and val batches
-  (dropout off; a generator of their own, so evaluating changes no training randomness),
+* A loss that is not finite stops training with :class:`TrainingDiverged`, naming the step,
+  before the optimizer takes that step.
+* Every ``eval_interval`` steps the loss is estimated on fixed batches of each evaluation
+  set (dropout off; a generator of their own, so evaluating changes no training randomness),
   and a checkpoint is saved when a path is given.
 * A checkpoint holds weights, optimizer state, step, history and every random state, so
   resuming from step k and training to n gives the same weights, bit for bit, as one
   uninterrupted run to n on the same device.
+
+Data comes as *samplers*: ``sample(batch_size, generator) -> (inputs, targets)``, both
+(B, T) token ids, with ``IGNORE_INDEX`` at target positions that are not scored.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -26,24 +34,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from transformer._checks import check_positive_int
-from transformer.v5_gpt.checkpoint import (
+from transformer._checks import check_number, check_positive_int
+from transformer.lm.checkpoint import (
     CheckpointError,
     differences,
     load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
 )
-from transformer.v5_gpt.data import sample_batch
 
 EVAL_SEED = 1234  # the fixed batches every evaluation uses
+IGNORE_INDEX = -100  # a target that is not scored (cross_entropy's default ignore_index)
+Sampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
 
 
-def check_number(name: str, value: object, low: float, high: float = math.inf) -> float:
-    """Raise unless ``value`` is a real number with ``low <= value < high``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < high:
-        wanted = f"a number >= {low}" if high == math.inf else f"a number in [{low}, {high})"
-        raise ValueError(f"{name}: expected {wanted}, got {value!r}")
-    return float(value)
+class TrainingDiverged(RuntimeError):
+    """The training loss stopped being a finite number; the message names the step."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,6 @@ class TrainConfig:
 
     steps: int = 2500
     batch_size: int = 16
-    block_size: int = 128  # tokens of context per training sequence
     learning_rate: float = 3e-3  # peak, reached at the end of warmup
     min_learning_rate: float = 3e-4  # the floor the cosine decays to
     warmup_steps: int = 100
@@ -64,7 +69,7 @@ class TrainConfig:
     eval_batches: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "block_size", "eval_interval", "eval_batches"):
+        for name in ("steps", "batch_size", "eval_interval", "eval_batches"):
             check_positive_int(name, getattr(self, name))
         warmup = self.warmup_steps
         if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < self.steps:
@@ -73,7 +78,12 @@ class TrainConfig:
             )
         if check_number("learning_rate", self.learning_rate, 0.0) == 0.0:
             raise ValueError(f"learning_rate: expected a number > 0, got {self.learning_rate!r}")
-        check_number("min_learning_rate", self.min_learning_rate, 0.0, self.learning_rate)
+        check_number("min_learning_rate", self.min_learning_rate, 0.0)
+        if self.min_learning_rate > self.learning_rate:
+            raise ValueError(
+                f"min_learning_rate: expected at most learning_rate={self.learning_rate}, "
+                f"got {self.min_learning_rate!r}"
+            )
         check_number("weight_decay", self.weight_decay, 0.0)
         check_number("beta1", self.beta1, 0.0, 1.0)
         check_number("beta2", self.beta2, 0.0, 1.0)
@@ -86,6 +96,8 @@ class TrainConfig:
 
 def learning_rate_at(step: int, config: TrainConfig) -> float:
     """The learning rate for step ``step`` (0-based) of ``config.steps``."""
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step: expected an integer >= 0, got {step!r}")
     peak, floor, warmup = config.learning_rate, config.min_learning_rate, config.warmup_steps
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -105,9 +117,9 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     )
 
 
-def language_model_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean next-token cross-entropy in nats. logits (B, T, V), targets (B, T)."""
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # (B*T, V) vs (B*T,)
+def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy in nats over scored positions. logits (B, T, V), targets (B, T)."""
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def train_step(
@@ -117,41 +129,47 @@ def train_step(
     targets: Tensor,
     lr: float,
     grad_clip: float | None,
+    step: int = 0,
 ) -> tuple[float, float]:
     """One update at learning rate ``lr``; returns the loss and the gradient norm before
     clipping. The clipped gradients stay in ``.grad`` until the next step."""
     for group in optimizer.param_groups:
         group["lr"] = lr
-    logits = model(inputs)  # (B, T, V)
-    loss = language_model_loss(logits, targets)
+    loss = next_token_loss(model(inputs), targets)  # model(inputs): (B, T, V)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"loss: expected a finite training loss, got {value} at step {step + 1} "
+            f"(learning rate {lr:.3g}); no update was made. Try a lower learning rate."
+        )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     limit = math.inf if grad_clip is None else grad_clip  # inf: measure, scale by 1.0
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
     optimizer.step()
-    return loss.item(), norm.item()
+    return value, norm.item()
 
 
 @torch.no_grad()
 def estimate_loss(
-    model: nn.Module, data: Tensor, config: TrainConfig, device: torch.device
+    model: nn.Module, sample: Sampler, config: TrainConfig, device: torch.device
 ) -> float:
-    """Mean loss over ``config.eval_batches`` fixed batches of ``data`` (N,), dropout off."""
+    """Mean loss over ``config.eval_batches`` fixed batches from ``sample``, dropout off."""
     generator = torch.Generator().manual_seed(EVAL_SEED)
     was_training = model.training
     model.eval()
     total = 0.0
     for _ in range(config.eval_batches):
-        inputs, targets = sample_batch(data, config.batch_size, config.block_size, generator)
+        inputs, targets = sample(config.batch_size, generator)  # (B, T), (B, T)
         logits = model(inputs.to(device))  # (B, T, V)
-        total += language_model_loss(logits, targets.to(device)).item()
+        total += next_token_loss(logits, targets.to(device)).item()
     model.train(was_training)
     return total / config.eval_batches
 
 
 @dataclass
 class History:
-    """Per step: loss, learning rate, gradient norm. Per evaluation: step, train and val loss."""
+    """Per step: loss, learning rate, gradient norm. Per evaluation: step and each set's loss."""
 
     train_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
@@ -170,16 +188,7 @@ def rng_states(generator: torch.Generator, device: torch.device) -> dict[str, Te
     return states
 
 
-def restore_rng(
-    path: Path, states: dict[str, Tensor], generator: torch.Generator, device: torch.device
-) -> None:
-    missing = sorted(set(rng_states(generator, device)) - set(states))
-    if missing:
-        raise CheckpointError(
-            f"{path}: cannot resume on {device.type}, expected random states "
-            f"{sorted(rng_states(generator, device))}, got {sorted(states)} "
-            f"(was it saved on another device?)"
-        )
+def restore_rng(states: dict[str, Tensor], generator: torch.Generator, device: torch.device):
     generator.set_state(states["batches"])
     torch.set_rng_state(states["torch_cpu"])
     if device.type == "cuda":
@@ -193,8 +202,8 @@ class TrainResult:
     optimizer: torch.optim.Optimizer = field(repr=False)
 
 
-def check_same(path: Path, saved: dict, current: dict, what: str) -> None:
-    diff = differences(saved, current, "checkpoint", "this run")
+def check_same(path: Path, saved: object, current: dict, what: str) -> None:
+    diff = differences(saved if isinstance(saved, dict) else {}, current, "checkpoint", "this run")
     if diff:
         raise CheckpointError(
             f"{path}: cannot resume, {what} in the checkpoint and in this run differ in "
@@ -202,10 +211,45 @@ def check_same(path: Path, saved: dict, current: dict, what: str) -> None:
         )
 
 
+def saved_history(path: Path, values: object) -> History:
+    """The checkpoint's history, refused unless it has exactly History's fields as lists."""
+    names = [f.name for f in fields(History)]
+    if not isinstance(values, dict) or sorted(values) != sorted(names):
+        got = sorted(values) if isinstance(values, dict) else values
+        raise CheckpointError(f"{path}: expected a history with keys {names}, got {got!r}")
+    if not all(isinstance(values[name], list) for name in names):
+        raise CheckpointError(f"{path}: expected the history's values to be lists")
+    return History(**values)
+
+
+def resume_from(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    extra: dict,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[History, int]:
+    """Check the checkpoint at ``path`` against this run in full, then load it."""
+    checkpoint = read_checkpoint(path)
+    check_same(path, checkpoint.train_config, config.to_dict(), "the TrainConfig")
+    check_same(path, checkpoint.extra, extra, "the run settings (extra)")
+    history = saved_history(path, checkpoint.history)
+    if checkpoint.step > config.steps:
+        raise CheckpointError(
+            f"{path}: expected a step <= steps={config.steps}, got step {checkpoint.step}"
+        )
+    states = rng_states(generator, device)
+    load_checkpoint(checkpoint, model, optimizer, rng_now=states)
+    restore_rng(checkpoint.rng, generator, device)
+    return history, checkpoint.step
+
+
 def train(
     model: nn.Module,
-    train_data: Tensor,
-    val_data: Tensor,
+    sample: Sampler,
+    eval_sets: Mapping[str, Sampler],
     config: TrainConfig,
     generator: torch.Generator,
     *,
@@ -215,31 +259,27 @@ def train(
     extra: dict | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    label: str = "train",
 ) -> TrainResult:
-    """Train ``model`` (already on its device) on windows of ``train_data`` (N,).
+    """Train ``model`` (already on its device) on batches from ``sample``.
 
-    With ``checkpoint_path``, a checkpoint is saved at every evaluation and at the end;
+    ``eval_sets`` names the samplers to evaluate on (for example ``{"train": ..., "val":
+    ...}``); each evaluation records ``{"step", "<name>_loss", ...}``. With
+    ``checkpoint_path``, a checkpoint is saved at every evaluation and at the end;
     ``resume=True`` first loads it (its training config and ``extra`` must match).
     ``stop_after`` ends the run early at that step, as an interruption would, keeping the
     schedule of ``config.steps``. ``progress=None`` shows a bar only on a terminal; ``log``
     receives one line per evaluation.
     """
     device = next(model.parameters()).device
-    block = getattr(model.config, "n_positions", config.block_size)
-    if config.block_size > block:
-        raise ValueError(
-            f"block_size: expected at most the model's n_positions={block}, got {config.block_size}"
-        )
     optimizer = build_optimizer(model, config)
     history, step, extra = History(), 0, extra or {}
     if resume:
         if checkpoint_path is None:
             raise ValueError("checkpoint_path: expected a path to resume from, got None")
-        saved = load_checkpoint(checkpoint_path, model, optimizer)
-        check_same(checkpoint_path, saved.train_config or {}, config.to_dict(), "the TrainConfig")
-        check_same(checkpoint_path, saved.extra, extra, "the run settings (extra)")
-        restore_rng(checkpoint_path, saved.rng, generator, device)
-        history, step = History(**(saved.history or {})), saved.step
+        history, step = resume_from(
+            checkpoint_path, model, optimizer, config, extra, generator, device
+        )
     end = (
         config.steps
         if stop_after is None
@@ -247,11 +287,13 @@ def train(
     )
 
     def evaluate_and_save() -> None:
-        train_loss = estimate_loss(model, train_data, config, device)
-        val_loss = estimate_loss(model, val_data, config, device)
-        history.evals.append({"step": step, "train_loss": train_loss, "val_loss": val_loss})
+        losses = {
+            f"{name}_loss": estimate_loss(model, s, config, device) for name, s in eval_sets.items()
+        }
+        history.evals.append({"step": step, **losses})
         if log is not None:
-            log(f"step {step:>5}: train loss {train_loss:.4f}, val loss {val_loss:.4f}")
+            shown = ", ".join(f"{k.removesuffix('_loss')} loss {v:.4f}" for k, v in losses.items())
+            log(f"step {step:>5}: {shown}")
         save()
 
     def save() -> None:
@@ -271,12 +313,12 @@ def train(
     if step == 0 and not history.evals:
         evaluate_and_save()  # the untrained loss, near ln(vocab_size)
     hide = None if progress is None else not progress
-    bar = tqdm(total=config.steps, initial=step, desc="train v5 GPT", disable=hide)
+    bar = tqdm(total=config.steps, initial=step, desc=label, disable=hide, leave=False)
     while step < end:
-        inputs, targets = sample_batch(train_data, config.batch_size, config.block_size, generator)
+        inputs, targets = sample(config.batch_size, generator)  # (B, T), (B, T)
         lr = learning_rate_at(step, config)
         loss, norm = train_step(
-            model, optimizer, inputs.to(device), targets.to(device), lr, config.grad_clip
+            model, optimizer, inputs.to(device), targets.to(device), lr, config.grad_clip, step
         )
         step += 1
         history.train_loss.append(loss)

@@ -1,4 +1,5 @@
-"""v5 training: schedule, clipping, exact resume, safe checkpoints, the corpus, the CLI."""
+"""transformer.lm: the one training loop's schedule, clipping, exact resume, safe checkpoints,
+the corpus, and the language-model experiment's command line."""
 
 import json
 import math
@@ -13,15 +14,14 @@ import pytest
 import torch
 
 from transformer.experiments import language_model
-from transformer.v5_gpt import GPT, GPTConfig
-from transformer.v5_gpt.checkpoint import (
+from transformer.lm.checkpoint import (
     CheckpointError,
     flatten_state,
     load_checkpoint,
     save_checkpoint,
     unflatten_state,
 )
-from transformer.v5_gpt.data import (
+from transformer.lm.corpus import (
     CorpusConfig,
     is_val_file,
     load_corpus,
@@ -29,19 +29,19 @@ from transformer.v5_gpt.data import (
     sample_batch,
     unigram_baseline,
 )
-from transformer.v5_gpt.training import (
+from transformer.lm.training import (
     TrainConfig,
     build_optimizer,
     learning_rate_at,
     train,
     train_step,
 )
+from transformer.v5_gpt import GPT, GPTConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = GPTConfig(vocab_size=256, n_positions=16, n_embd=16, n_layer=2, n_head=2)  # dropout 0.1
-SHORT = TrainConfig(
-    steps=12, batch_size=4, block_size=16, warmup_steps=3, eval_interval=4, eval_batches=2
-)
+BLOCK = 16
+SHORT = TrainConfig(steps=12, batch_size=4, warmup_steps=3, eval_interval=4, eval_batches=2)
 SMALL_CORPUS = CorpusConfig(train_bytes=60_000, val_bytes=20_000)
 
 
@@ -99,7 +99,7 @@ def test_schedule_without_warmup_starts_at_the_peak():
         ("batch_size", 2.5, "batch_size: expected a positive integer, got 2.5"),
         ("warmup_steps", 2500, "warmup_steps: expected an integer in [0, steps=2500), got 2500"),
         ("learning_rate", 0.0, "learning_rate: expected a number > 0, got 0.0"),
-        ("min_learning_rate", 1.0, "min_learning_rate: expected a number in [0.0, 0.003)"),
+        ("min_learning_rate", 1.0, "min_learning_rate: expected at most learning_rate=0.003"),
         ("beta2", 1.0, "beta2: expected a number in [0.0, 1.0), got 1.0"),
         ("weight_decay", -0.1, "weight_decay: expected a number >= 0.0, got -0.1"),
         ("grad_clip", 0, "grad_clip: expected a number > 0 or None, got 0"),
@@ -157,12 +157,20 @@ def states_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def windows(data: torch.Tensor):
+    return lambda n, g: sample_batch(data, n, BLOCK, g)
+
+
+def eval_sets(corpus) -> dict:
+    return {"train": windows(corpus.train), "val": windows(corpus.val)}
+
+
 def run(tmp_path: Path, corpus, seed=0, **kwargs):
     model = tiny_model(seed)
     result = train(
         model,
-        corpus.train,
-        corpus.val,
+        windows(corpus.train),
+        eval_sets(corpus),
         SHORT,
         torch.Generator().manual_seed(seed),
         checkpoint_path=tmp_path / "ckpt.safetensors",
@@ -207,8 +215,8 @@ def test_resume_refuses_other_training_settings(tmp_path, corpus):
     with pytest.raises(CheckpointError, match=r"steps \(checkpoint 12, this run 13\)"):
         train(
             model,
-            corpus.train,
-            corpus.val,
+            windows(corpus.train),
+            eval_sets(corpus),
             replace(SHORT, steps=13),
             torch.Generator(),
             checkpoint_path=tmp_path / "ckpt.safetensors",
@@ -328,9 +336,7 @@ def test_other_safetensors_files_and_missing_files_are_refused(tmp_path):
 
     path = tmp_path / "plain.safetensors"
     save_file({"x": torch.zeros(2)}, str(path), metadata={"format": "pt"})
-    with pytest.raises(
-        CheckpointError, match=r"expected a v5 GPT training checkpoint.*\['format'\]"
-    ):
+    with pytest.raises(CheckpointError, match=r"expected a training checkpoint.*\['format'\]"):
         load_checkpoint(path, tiny_model())
     with pytest.raises(FileNotFoundError, match="path: expected a checkpoint file, got .*nope"):
         load_checkpoint(tmp_path / "nope", tiny_model())
@@ -344,7 +350,7 @@ def test_a_checkpoint_of_another_config_lists_the_differing_fields(tmp_path):
         load_checkpoint(tmp_path / "c.safetensors", other)
     message = str(caught.value)
     assert str(tmp_path / "c.safetensors") in message
-    assert "GPTConfig differs from the model's in 2 field(s)" in message
+    assert "model config differs from the model's in 2 field(s)" in message
     assert "n_embd (checkpoint 16, model 32)" in message
     assert "n_layer (checkpoint 2, model 3)" in message
     assert states_equal(other.state_dict(), before)  # nothing was loaded
@@ -417,9 +423,18 @@ def test_unigram_baseline_by_hand():
     [
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["--steps", "0"], "--steps: expected a positive integer, got 0"),
-        (["--steps", "many"], "argument --steps: invalid int value: 'many'"),
+        (["--steps", "many"], "argument --steps: expected a positive integer, got 'many'"),
         (["--device", "tpu"], "--device: expected auto, cpu or cuda, got 'tpu'"),
-        (["--n-embd", "30", "--n-head", "4"], "n_embd: expected a multiple of n_head=4, got 30"),
+        (["--n-embd", "30", "--n-head", "4"], "d_model: expected a multiple of num_heads=4"),
+        (["--d-model", "30", "--num-heads", "4"], "d_model: expected a multiple of num_heads=4"),
+        (["--version", "v9"], "--version: unknown stage 'v9'; known stages: v1"),
+        (["--version", "v1", "--num-heads", "2"], "num_heads: expected 1 for v1"),
+        (
+            ["--option", "norm_first=true"],
+            "norm_first: expected it unset, since v5 has no such setting",
+        ),
+        (["--seed", str(2**64)], "expected a seed in [0, 2**32)"),
+        (["--warmup-steps", "30"], "warmup_steps: expected an integer in [0, steps=30), got 30"),
         (["--resume"], "--resume: expected a checkpoint at"),
     ],
 )

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from transformer.labs.checks import (
+from transformer.v1_basic_attention import attention, causal_mask
+from transformer_teaching.labs.checks import (
     Mistake,
     compare,
     describe,
@@ -25,8 +26,7 @@ from transformer.labs.checks import (
     random_seed_mask,
     run_on_copies,
 )
-from transformer.labs.mistakes import attention_variant
-from transformer.v1_basic_attention import attention, causal_mask
+from transformer_teaching.labs.mistakes import attention_variant
 
 AttentionFn = Callable[..., tuple[Tensor, Tensor]]
 

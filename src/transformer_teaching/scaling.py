@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from transformer.experiments.atomic import write_json
+from transformer.io import write_json
 from transformer.v1_basic_attention import scaled_scores
 
 HEAD_DIMS = (4, 16, 64, 256)
@@ -51,8 +51,8 @@ def measure(seed: int = 0) -> dict:
 
 
 def plot(result: dict, path: Path) -> None:
-    from transformer.experiments.atomic import write_figure
     from transformer.experiments.plots import plt
+    from transformer.io import write_figure
 
     d_ks = [row["d_k"] for row in result["rows"]]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))

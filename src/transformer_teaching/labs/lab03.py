@@ -13,7 +13,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from transformer.labs.checks import (
+from transformer.v1_basic_attention import (
+    MultiHeadAttention,
+    causal_mask,
+    merge_heads,
+    split_heads,
+)
+from transformer_teaching.labs.checks import (
     Mistake,
     compare,
     describe,
@@ -24,18 +30,12 @@ from transformer.labs.checks import (
     random_seed_mask,
     run,
 )
-from transformer.labs.mistakes import (
+from transformer_teaching.labs.mistakes import (
     merge_interleaved,
     merge_without_transpose,
     multihead_variant,
     split_interleaved,
     split_without_transpose,
-)
-from transformer.v1_basic_attention import (
-    MultiHeadAttention,
-    causal_mask,
-    merge_heads,
-    split_heads,
 )
 
 # (batch, seq, num_heads, head_dim)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from transformer.labs.checks import (
+from transformer.v1_basic_attention import MultiHeadAttention, causal_mask
+from transformer_teaching.labs.checks import (
     TOLERANCE,
     describe,
     error_report,
@@ -26,7 +27,6 @@ from transformer.labs.checks import (
     random_seed_mask,
     run,
 )
-from transformer.v1_basic_attention import MultiHeadAttention, causal_mask
 
 LoadFn = Callable[[nn.Module, nn.MultiheadAttention], object]
 MaskFn = Callable[[Tensor], Tensor]

@@ -12,7 +12,7 @@ both in eval mode and requires the same numbers within 1e-5:
   a causal mask, a padding mask and both.
 
 Mistakes are recognised by computing them on purpose with ``transformer.v4_block``'s block
-(``transformer.labs.mistakes.block_variant``).
+(``transformer_teaching.labs.mistakes.block_variant``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from transformer.labs.checks import (
+from transformer.v1_basic_attention import causal_mask
+from transformer.v4_block import TransformerBlock
+from transformer_teaching.labs.checks import (
     Mistake,
     compare,
     describe,
@@ -33,8 +35,7 @@ from transformer.labs.checks import (
     run,
     run_on_copies,
 )
-from transformer.labs.mistakes import block_variant, feed_forward_variant
-from transformer.v4_block import TransformerBlock, blocked_future
+from transformer_teaching.labs.mistakes import block_variant, feed_forward_variant
 
 BlockCls = Callable[..., nn.Module]
 DROPOUT = 0.1  # nn.TransformerEncoderLayer's default: eval mode must switch it off
@@ -70,7 +71,7 @@ class BlockCase:
         PyTorch's convention: True = blocked. No query loses every key."""
         layout = (self.batch, self.seq) if self.batch_first else (self.seq, self.batch)
         src = torch.randn(*layout, self.d_model, generator=gen)
-        mask = blocked_future(self.seq) if self.mask in ("causal", "both") else None  # (S, S)
+        mask = ~causal_mask(self.seq) if self.mask in ("causal", "both") else None  # (S, S)
         padding = None
         if self.mask in ("padding", "both"):
             lengths = torch.randint(1, self.seq + 1, (self.batch,), generator=gen)  # (N,)

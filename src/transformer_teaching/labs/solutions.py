@@ -24,8 +24,8 @@ from transformer.contract import SequenceModel
 def attention_maps(model: SequenceModel, tokens: Tensor, index: int = 0) -> list[Tensor]:
     """Run ``model`` on tokens (batch, seq); return sequence ``index``'s weights, one
     (heads, seq, seq) tensor per layer."""
-    model(tokens)  # fills model.attention_maps: per layer (batch, heads, seq, seq)
-    return [layer[index] for layer in model.attention_maps]  # per layer (H, T, T)
+    _, maps = model(tokens, return_attention=True)  # per layer (batch, heads, seq, seq)
+    return [layer[index] for layer in maps]  # per layer (H, T, T)
 
 
 def plot_attention(weights: Tensor, tokens: Sequence[object], title: str) -> Figure:

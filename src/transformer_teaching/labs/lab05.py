@@ -12,15 +12,17 @@ without positions cannot learn.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
 from transformer.contract import ModelConfig
-from transformer.experiments.runner import evaluate
+from transformer.experiments.runner import TASK_TRAINING, evaluate, sampler
 from transformer.experiments.tasks import get_task
-from transformer.experiments.training import TrainConfig, train
-from transformer.labs.checks import (
+from transformer.lm import train
+from transformer.v3_positional import PositionalModel, sinusoidal_encoding
+from transformer_teaching.labs.checks import (
     Mistake,
     compare,
     describe,
@@ -31,8 +33,7 @@ from transformer.labs.checks import (
     run,
     run_on_copies,
 )
-from transformer.labs.mistakes import sinusoidal_variant
-from transformer.v3_positional import PositionalModel, sinusoidal_encoding
+from transformer_teaching.labs.mistakes import sinusoidal_variant
 
 EncodingFn = Callable[[int, int], Tensor]
 
@@ -201,7 +202,16 @@ def check_positional_encoding(module_cls: Callable[[int, int], nn.Module]) -> No
 
 ORDER_TASK = "sequential"
 ORDER_MODEL = {"d_model": 16, "num_heads": 2, "num_layers": 1}
-ORDER_TRAINING = TrainConfig(steps=80, batch_size=32, learning_rate=2e-2, eval_sequences=500)
+ORDER_TRAINING = replace(
+    TASK_TRAINING,
+    steps=80,
+    batch_size=32,
+    learning_rate=2e-2,
+    min_learning_rate=2e-2,
+    eval_interval=80,
+    eval_batches=1,
+)
+ORDER_SEQUENCES = 500
 ORDER_ACCURACY = 0.9
 
 
@@ -221,8 +231,9 @@ def check_order_aware(module_cls: Callable[[int, int], nn.Module]) -> None:
     cpu = torch.device("cpu")
     gen = torch.Generator().manual_seed(0)
     what = "training v3's model with your SinusoidalPositionalEncoding"
-    run(what, train, model, task, ORDER_TRAINING, gen, cpu, context=ctx)
-    measured, _, _ = evaluate(model, task, ORDER_TRAINING.eval_sequences, 0, cpu)
+    batches = sampler(task, "train")
+    run(what, train, model, batches, {}, ORDER_TRAINING, gen, progress=False, context=ctx)
+    measured, _, _ = evaluate(model, task, ORDER_SEQUENCES, 0, cpu)
     if measured["accuracy"] < ORDER_ACCURACY:
         fail(
             f"milestone: with your positions the model reaches {measured['accuracy']:.1%} on "

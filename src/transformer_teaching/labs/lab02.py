@@ -23,7 +23,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from transformer.contract import ModelConfig, list_stages  # noqa: E402
-from transformer.labs.checks import (  # noqa: E402
+from transformer.v1_basic_attention import causal_mask, scaled_scores, softmax_over_keys  # noqa: E402
+from transformer_teaching.labs.checks import (  # noqa: E402
     Mistake,
     compare,
     describe,
@@ -32,14 +33,19 @@ from transformer.labs.checks import (  # noqa: E402
     matches,
     run,
 )
-from transformer.v1_basic_attention import causal_mask, scaled_scores, softmax_over_keys  # noqa: E402
 
-CONFIG = ModelConfig(vocab_size=11, d_model=16, num_heads=4, num_layers=3)
+VOCAB, HEADS, LAYERS = 11, 4, 3
 BATCH, SEQ, INDEX = 3, 6, 2  # the learner is asked for sequence INDEX of a (BATCH, SEQ) batch
 
 
-def _shape_problem(t: Tensor, maps: Tensor, stale: Tensor, index: int) -> str | None:
-    """Why layer map ``t`` has the wrong shape; maps (B, H, T, T), stale from an earlier run."""
+def _config(stage) -> ModelConfig:
+    """The lab's model size; a stage with one head (v1) keeps its one head."""
+    heads = HEADS if stage.accepts("num_heads", HEADS) else None
+    return ModelConfig(vocab_size=VOCAB, d_model=16, num_heads=heads, num_layers=LAYERS)
+
+
+def _shape_problem(t: Tensor, maps: Tensor, index: int) -> str | None:
+    """Why layer map ``t`` has the wrong shape; maps (B, H, T, T)."""
     expected = maps[index]  # (H, T, T)
     if t.shape == expected.shape:
         return None
@@ -53,10 +59,10 @@ def _shape_problem(t: Tensor, maps: Tensor, stale: Tensor, index: int) -> str | 
         for head in range(expected.shape[0]):
             if matches(t, expected[head], 1e-5):
                 return f"this is head {head} only: keep every head, (heads, seq, seq)"
-    if t.shape == stale.shape[1:]:
+    if t.shape == (expected.shape[-1], VOCAB):
         return (
-            "these are the maps of an earlier forward pass: run model(tokens) inside "
-            "attention_maps() before reading model.attention_maps"
+            "these are logits (seq, vocab), not attention: model(tokens) returns only the "
+            "logits; ask for the maps with logits, maps = model(tokens, return_attention=True)"
         )
     return f"expected shape {tuple(expected.shape)} (heads, seq, seq), got {tuple(t.shape)}"
 
@@ -66,15 +72,12 @@ def check_attention_maps(maps_fn: Callable[..., Sequence[Tensor]]) -> None:
     __tracebackhide__ = True
     for stage in reversed(list_stages()):  # the newest first: it has several heads
         torch.manual_seed(0)
-        model = stage.build_model(CONFIG).eval()
+        model = stage.build_model(_config(stage)).eval()
         gen = torch.Generator().manual_seed(1)
-        tokens = torch.randint(0, CONFIG.vocab_size, (BATCH, SEQ), generator=gen)  # (B, T)
+        tokens = torch.randint(0, VOCAB, (BATCH, SEQ), generator=gen)  # (B, T)
         with torch.no_grad():
-            model(tokens)
-            maps = [m.clone() for m in model.attention_maps]  # per layer (B, H, T, T)
-            model(torch.randint(0, CONFIG.vocab_size, (BATCH + 1, SEQ - 2), generator=gen))
-        stale = model.attention_maps[0]  # (B+1, H, T-2, T-2), left over from that other batch
-        ctx = f"stage {stage.version}, {CONFIG.num_layers} layers, " + describe(tokens=tokens)
+            _, maps = model(tokens, return_attention=True)  # per layer (B, H, T, T)
+        ctx = f"stage {stage.version}, {LAYERS} layers, " + describe(tokens=tokens)
         ctx += f", index {INDEX}"
         what = "attention_maps()"
         result = run(what, maps_fn, model, tokens, index=INDEX, context=ctx)
@@ -84,7 +87,7 @@ def check_attention_maps(maps_fn: Callable[..., Sequence[Tensor]]) -> None:
             fail(f"{what}: expected one map per layer ({len(maps)}), got {len(result)}", ctx)
         for layer, got in enumerate(result):
             got = expect_tensor(f"{what}[{layer}]", got, ctx)
-            problem = _shape_problem(got, maps[layer], stale, INDEX)
+            problem = _shape_problem(got, maps[layer], INDEX)
             if problem:
                 fail(f"{what}[{layer}]: {problem}", ctx)
             mistakes: list[Mistake] = [

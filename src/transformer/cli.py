@@ -1,0 +1,94 @@
+"""What every command line in the project shares: one-line errors, flag types, the device.
+
+A bad flag or value exits with status 2 and one line, ``prog: error: --flag: expected ...,
+got ...``, before any work is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import NoReturn
+
+import torch
+
+SEED_LIMIT = 2**32  # seeds are offset by small constants; this keeps every one in range
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag prints one line (no usage block) and exits with status 2."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    """An argparse type: a random seed, an integer in [0, 2**32)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32), got {value}")
+    return value
+
+
+def add_seed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="random seed in [0, 2**32) (default 0)"
+    )
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda when available, else cpu), cpu or cuda (default auto)",
+    )
+
+
+def check_writable(out: Path, flag: str = "--out") -> str | None:
+    """Why the directory ``out`` (given as ``flag``) cannot be written, or None. Creates nothing."""
+    if out.is_symlink() and not out.exists():
+        return f"{flag}: expected a writable directory, but {out} is a dangling symlink"
+    existing = out
+    while not existing.exists():
+        if existing.is_symlink():
+            return f"{flag}: expected a writable directory, but {existing} is a dangling symlink"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{flag}: expected a writable directory, but {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{flag}: expected a writable directory, but {existing} is not writable"
+    return None
+
+
+def resolve_device(name: str, parser: argparse.ArgumentParser) -> torch.device:
+    """``auto``, ``cpu`` or ``cuda`` -> a device; anything else is a one-line error."""
+    if name not in ("auto", "cpu", "cuda"):
+        parser.error(f"--device: expected auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        parser.error("--device: expected a CUDA device for cuda, but torch sees none here")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def make_deterministic(device: torch.device) -> None:
+    """Same seed, same device, same results: on CUDA, fix cuBLAS and pick deterministic
+    kernels. The CPU ops used here are deterministic already."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # fixed cuBLAS workspace
+        torch.use_deterministic_algorithms(True, warn_only=True)
