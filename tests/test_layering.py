@@ -82,6 +82,31 @@ def test_nothing_imports_upward():
     assert violations(SRC) == []
 
 
+def stage_imports(root: Path, package: str) -> list[str]:
+    """Imports of a stage subpackage from the modules of ``package``."""
+    found = []
+    for path in sorted((root / "transformer" / package).rglob("*.py")):
+        module = module_name(path, root)
+        tree = ast.parse(path.read_text())
+        for line, target in imported(tree, module, path.name == "__init__.py"):
+            if re.match(r"transformer\.v\d+_", target):
+                found.append(f"{path.relative_to(root)}:{line}: {target}")
+    return found
+
+
+def test_experiments_reach_stages_only_through_the_contract(tmp_path):
+    """No experiment names a stage: each builds it with get_stage(version).build_model."""
+    assert stage_imports(SRC, "experiments") == []
+    root = tmp_path / "src"
+    shutil.copytree(SRC, root, ignore=shutil.ignore_patterns("__pycache__"))
+    runner = root / "transformer" / "experiments" / "runner.py"
+    runner.write_text(runner.read_text() + "\nfrom transformer.v5_gpt import GPT\n")
+    assert stage_imports(root, "experiments") == [
+        f"transformer/experiments/runner.py:{len(runner.read_text().splitlines())}: "
+        "transformer.v5_gpt"
+    ]
+
+
 def test_every_stage_and_layer_is_seen():
     """The check walks the real tree: every layer has modules in it."""
     units = {layer_of(module_name(p, SRC))[1] for p in SRC.rglob("*.py")}

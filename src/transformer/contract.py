@@ -33,6 +33,7 @@ from transformer._checks import (
     check_divisible,
     check_positive_int,
     check_probability,
+    check_seq_len,
     check_token_ids,
 )
 
@@ -137,12 +138,9 @@ class SequenceModel(nn.Module):
 
     def check_tokens(self, tokens: Tensor) -> None:
         check_token_ids("tokens", tokens, self.config.vocab_size)
-        max_len = self.config.max_len
-        if max_len is not None and tokens.shape[1] > max_len:
-            raise ValueError(
-                f"tokens: expected seq_len <= max_len={max_len}, got seq_len={tokens.shape[1]}; "
-                f"build the model with a larger ModelConfig(max_len=...)"
-            )
+        if self.config.max_len is not None:
+            hint = "build the model with a larger ModelConfig(max_len=...)"
+            check_seq_len("tokens", tokens.shape[1], self.config.max_len, "max_len", hint)
 
     def run(self, tokens: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor] | None]:
         raise NotImplementedError

@@ -10,7 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from transformer._checks import check_positive_int, check_rank, check_tensor, shape_str
+from transformer._checks import (
+    check_positive_int,
+    check_rank,
+    check_seq_len,
+    check_tensor,
+    shape_str,
+)
 
 POSITIONAL_KINDS = ("sinusoidal", "learned")
 
@@ -52,11 +58,13 @@ class _Positions(nn.Module):
             raise ValueError(
                 f"x: expected last dimension d_model={self.d_model}, got shape {shape_str(x.shape)}"
             )
-        if seq_len > self.max_len:
-            raise ValueError(
-                f"x: expected seq_len <= max_len={self.max_len}, got seq_len={seq_len}; "
-                f"build the model with a larger max_len to use longer sequences"
-            )
+        check_seq_len(
+            "x",
+            seq_len,
+            self.max_len,
+            "max_len",
+            "build it with a larger max_len to use longer sequences",
+        )
         return x + self.table()[:seq_len].to(x.dtype)  # (B, T, d_model)
 
     def extra_repr(self) -> str:

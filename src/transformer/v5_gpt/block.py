@@ -14,16 +14,15 @@ Because it is the v4 block, ``TransformerEncoder(gpt_block(config), 2)`` stacks 
 
 from __future__ import annotations
 
-from torch import Tensor
+from functools import partial
+
 from torch.nn import functional as F
 
 from transformer.v4_block import TransformerBlock
 from transformer.v5_gpt.config import GPTConfig
 
-
-def gelu_tanh(x: Tensor) -> Tensor:
-    """GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
-    return F.gelu(x, approximate="tanh")
+# GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), PyTorch's own kernel
+gelu_tanh = partial(F.gelu, approximate="tanh")
 
 
 def gpt_block(config: GPTConfig) -> TransformerBlock:

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from transformer._checks import check_token_ids
+from transformer._checks import check_seq_len, check_token_ids
 from transformer.v3_positional import LearnedPositionalEmbedding
 from transformer.v5_gpt.block import gpt_block
 from transformer.v5_gpt.config import GPTConfig
@@ -62,11 +62,8 @@ class GPT(nn.Module):
     def check_input(self, idx: Tensor, name: str = "idx") -> None:
         """Raise unless ``idx`` is (batch, 1..n_positions) integer ids below ``vocab_size``."""
         check_token_ids(name, idx, self.config.vocab_size)
-        if idx.shape[1] > self.config.n_positions:
-            raise ValueError(
-                f"{name}: expected seq_len <= n_positions={self.config.n_positions}, got "
-                f"seq_len={idx.shape[1]}; keep the last n_positions tokens (generate does)"
-            )
+        hint = "keep the last n_positions tokens (generate does)"
+        check_seq_len(name, idx.shape[1], self.config.n_positions, "n_positions", hint)
 
     def hidden_states(self, idx: Tensor, maps: list[Tensor] | None = None) -> Tensor:
         """idx (B, T) -> final LayerNorm output (B, T, E), unchecked. With a ``maps`` list, the

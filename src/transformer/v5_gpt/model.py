@@ -59,9 +59,6 @@ class GPTSequenceModel(SequenceModel):
         super().__init__(get_stage("v5").resolve(config))
         self.gpt = gpt
 
-    def check_tokens(self, tokens: Tensor) -> None:
-        self.gpt.check_input(tokens, name="tokens")
-
     def run(self, tokens: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor] | None]:
         if need_weights:
             return self.gpt.forward_with_attention(tokens)  # (B, T, V), L x (B, H, T, T)
