@@ -93,8 +93,11 @@ def check_token_ids(name: str, tokens: object, vocab_size: int) -> Tensor:
     check_rank(name, tokens, (2,), "of token ids (batch, seq_len)")
     if tokens.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"{name}: expected integer token ids (torch.long), got {tokens.dtype}")
-    if tokens.shape[1] == 0:
-        raise ValueError(f"{name}: expected seq_len >= 1, got shape {shape_str(tokens.shape)}")
+    if tokens.shape[0] == 0 or tokens.shape[1] == 0:
+        raise ValueError(
+            f"{name}: expected at least one sequence of at least one token (batch >= 1, "
+            f"seq_len >= 1), got shape {shape_str(tokens.shape)}"
+        )
     low, high = (int(v) for v in torch.aminmax(tokens))
     if low < 0 or high >= vocab_size:
         raise ValueError(

@@ -167,6 +167,14 @@ def unigram_baseline(
     check_rank("val", val, (1,), "(N,) of token ids")
     if smoothing < 0:
         raise ValueError(f"smoothing: expected a number >= 0, got {smoothing!r}")
+    for name, data in (("train", train), ("val", val)):
+        if data.numel() == 0:
+            raise ValueError(f"{name}: expected at least one token, got an empty tensor")
+        if int(data.max()) >= vocab_size or int(data.min()) < 0:
+            raise ValueError(
+                f"{name}: expected ids in [0, vocab_size={vocab_size}), got values from "
+                f"{int(data.min())} to {int(data.max())}"
+            )
     counts = torch.bincount(train.long(), minlength=vocab_size).double() + smoothing  # (V,)
     log_probs = counts.log() - counts.sum().log()  # (V,)
     nats = -log_probs[val.long()].mean().item()

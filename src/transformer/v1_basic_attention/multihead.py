@@ -12,8 +12,10 @@ from torch import Tensor, nn
 
 from transformer._checks import (
     check_divisible,
+    check_floating,
     check_positive_int,
     check_rank,
+    check_same_dtype,
     check_size,
     shape_str,
 )
@@ -25,12 +27,16 @@ from transformer.v1_basic_attention.scaled_dot_product import (
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
     """(batch, seq, num_heads * head_dim) -> (batch, num_heads, seq, head_dim)."""
+    check_rank("x", x, (3,), "(batch, seq, num_heads * head_dim)")
+    check_positive_int("num_heads", num_heads)
+    check_divisible("x's last dimension", x.shape[-1], "num_heads", num_heads)
     batch, seq, embed = x.shape
     return x.reshape(batch, seq, num_heads, embed // num_heads).transpose(1, 2)  # (B, H, T, D)
 
 
 def merge_heads(x: Tensor) -> Tensor:
     """(batch, num_heads, seq, head_dim) -> (batch, seq, num_heads * head_dim)."""
+    check_rank("x", x, (4,), "(batch, num_heads, seq, head_dim)")
     batch, heads, seq, head_dim = x.shape
     return x.transpose(1, 2).reshape(batch, seq, heads * head_dim)  # (B, T, H*D)
 
@@ -58,6 +64,8 @@ class MultiHeadAttention(nn.Module):
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
         for name, t in (("query", query), ("key", key), ("value", value)):
             check_rank(name, t, (3,), "(batch, seq_len, d_model)")
+            check_floating(name, t)
+            check_same_dtype(name, t, self.w_q.weight.dtype, "the module's parameter dtype")
             check_size(name, t, -1, self.d_model, "d_model")
         for name, t in (("key", key), ("value", value)):
             if t.shape[0] != query.shape[0]:

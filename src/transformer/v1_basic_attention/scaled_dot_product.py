@@ -24,7 +24,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from transformer._checks import check_floating, check_tensor, shape_str
+from transformer._checks import (
+    check_floating,
+    check_positive_int,
+    check_size,
+    check_tensor,
+    shape_str,
+)
+
+REDUCED = (torch.float16, torch.bfloat16)  # scores of these overflow or round too coarsely
 
 
 def causal_mask(seq_len: int, device: torch.device | None = None) -> Tensor:
@@ -32,6 +40,7 @@ def causal_mask(seq_len: int, device: torch.device | None = None) -> Tensor:
 
     ``~causal_mask(T)`` is the same mask in PyTorch's convention (True = blocked).
     """
+    check_positive_int("seq_len", seq_len)
     return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()  # (T, T)
 
 
@@ -49,6 +58,13 @@ def scaled_scores(query: Tensor, key: Tensor) -> Tensor:
     Scaling the query first gives the same numbers as dividing QKᵀ, without a second
     (L, S)-sized tensor.
     """
+    for name, t, layout in (("query", query, "(..., L, d_k)"), ("key", key, "(..., S, d_k)")):
+        check_tensor(name, t)
+        if t.dim() < 2:
+            raise ValueError(
+                f"{name}: expected at least a 2-D tensor {layout}, got shape {shape_str(t.shape)}"
+            )
+    check_size("key", key, -1, query.shape[-1], "d_k, as in query")
     d_k = query.shape[-1]
     return (query / math.sqrt(d_k)) @ key.transpose(-2, -1)  # (..., L, S)
 
@@ -139,7 +155,7 @@ def attention(
     """
     check_qkv(query, key, value)
     bias = None
-    if mask is not None:
+    if mask is not None:  # in float16/bfloat16 the scores are computed in float32 (see attend)
         check_seed_mask(mask, (*query.shape[:-1], key.shape[-2]))
         bias = blocked_to_bias(mask == 0, query.dtype)  # like masked_fill(mask == 0, -inf)
     return attend(query, key, value, bias)  # (..., L, d_v), (..., L, S)
@@ -164,6 +180,12 @@ def attend(
     drops attention weights (pass 0 in eval mode).
     """
     if need_weights:
+        if query.dtype in REDUCED:  # like SDPA's CPU kernel: accumulate in float32
+            out, weights = attend(
+                query.float(), key.float(), value.float(), None if bias is None else bias.float(),
+                causal=causal, dropout_p=dropout_p,
+            )  # fmt: skip
+            return out.to(query.dtype), weights.to(query.dtype)
         scores = scaled_scores(query, key)  # (..., L, S)
         if causal:
             blocked = ~causal_mask(scores.shape[-1], scores.device)[: scores.shape[-2]]  # (L, S)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from transformer._checks import (
+    check_floating,
     check_positive_int,
     check_rank,
     check_seq_len,
@@ -53,6 +54,7 @@ class _Positions(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         check_tensor("x", x)
         check_rank("x", x, (3,), "(batch, seq_len, d_model)")
+        check_floating("x", x)  # integer token ids belong in the embedding first
         seq_len = x.shape[1]
         if x.shape[2] != self.d_model:
             raise ValueError(

@@ -11,7 +11,11 @@ from transformer.v5_gpt.config import GPTConfig
 from transformer.v5_gpt.gpt import GPT
 from transformer.v5_gpt.hf import from_hf_gpt2, from_hf_state_dict, to_hf_state_dict
 from transformer.v5_gpt.model import SETTINGS, GPTSequenceModel, build_sequence_model, gpt_config
-from transformer.v5_gpt.pretrained import load_gpt2_checkpoint, save_gpt2_checkpoint
+from transformer.v5_gpt.pretrained import (
+    CheckpointFolderError,
+    load_gpt2_checkpoint,
+    save_gpt2_checkpoint,
+)
 from transformer.v5_gpt.sampling import next_token
 
 # Language-model infrastructure that lived here; a stage may not import it (layering).
@@ -39,6 +43,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "GPT",
+    "CheckpointFolderError",
     "SETTINGS",
     "GPTConfig",
     "GPTSequenceModel",

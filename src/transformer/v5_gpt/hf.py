@@ -118,6 +118,16 @@ def hf_config_dict(config: GPTConfig) -> dict[str, Any]:
 
 def from_hf_state_dict(config: GPTConfig, state_dict: Mapping[str, Tensor]) -> GPT:
     """A GPT with GPT-2 weights (keys with or without ``transformer.``), dtype and device kept."""
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config: expected a GPTConfig, got {type(config).__name__}")
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"state_dict: expected a mapping of tensors, got {type(state_dict).__name__}"
+        )
+    for key, tensor in state_dict.items():
+        if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+            got = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise TypeError(f"{key}: expected a floating-point weight tensor, got {got}")
     state = {
         (key if key.startswith(PREFIX) or key == "lm_head.weight" else PREFIX + key): tensor
         for key, tensor in state_dict.items()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor
@@ -28,15 +29,58 @@ WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
 
+class CheckpointFolderError(ValueError):
+    """A GPT-2 checkpoint folder with a file that cannot be read; the message names it."""
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``, or an error naming the file."""
+    try:
+        value = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        message = f"{path}: expected a JSON object, got damaged JSON ({error})"
+        raise CheckpointFolderError(message) from None
+    if not isinstance(value, dict):
+        raise CheckpointFolderError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_safetensors(path: Path) -> dict[str, Tensor]:
+    """The tensors of one safetensors file (never a pickle), or an error naming it."""
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointFolderError(
+            f"{path}: expected a whole safetensors file (save_pretrained(..., "
+            f"safe_serialization=True) writes one), got one that cannot be read: {error}"
+        ) from None
+
+
+def shard_names(directory: Path) -> list[str]:
+    """The shard files an index lists, each checked to lie inside ``directory``."""
+    index = directory / INDEX_FILE
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointFolderError(f"{index}: expected a 'weight_map' of tensor -> shard file")
+    shards = sorted(set(weight_map.values()))
+    for shard in shards:
+        inside = isinstance(shard, str) and Path(shard).name == shard and shard not in (".", "..")
+        if not inside:
+            raise CheckpointFolderError(
+                f"{index}: expected shard file names inside the folder, got {shard!r}"
+            )
+    return shards
+
+
 def _read_weights(directory: Path) -> dict[str, Tensor]:
     """Every tensor of the checkpoint, from one file or from its shards."""
     if (directory / WEIGHTS_FILE).is_file():
-        return load_file(directory / WEIGHTS_FILE)
+        return read_safetensors(directory / WEIGHTS_FILE)
     if (directory / INDEX_FILE).is_file():
-        shards = sorted(
-            set(json.loads((directory / INDEX_FILE).read_text())["weight_map"].values())
-        )
-        return {key: t for shard in shards for key, t in load_file(directory / shard).items()}
+        tensors = {}
+        for shard in shard_names(directory):
+            tensors |= read_safetensors(directory / shard)
+        return tensors
     present = sorted(p.name for p in directory.iterdir())
     raise FileNotFoundError(
         f"directory: expected {WEIGHTS_FILE} (or {INDEX_FILE}) in {directory}, got {present}; "
@@ -47,7 +91,8 @@ def _read_weights(directory: Path) -> dict[str, Tensor]:
 def load_gpt2_checkpoint(directory: str | Path) -> GPT:
     """The GPT stored in a local GPT-2 checkpoint directory; nothing is downloaded.
 
-    Weights keep their stored dtype and load on the CPU.
+    Weights keep their stored dtype and load on the CPU. A file that cannot be read raises
+    :class:`CheckpointFolderError` naming it.
     """
     directory = Path(directory)
     if not (directory / CONFIG_FILE).is_file():
@@ -56,8 +101,18 @@ def load_gpt2_checkpoint(directory: str | Path) -> GPT:
             f"directory: expected a GPT-2 checkpoint folder with {CONFIG_FILE} and {WEIGHTS_FILE} "
             f"(as save_pretrained writes), got {str(directory)!r}: {what}"
         )
-    config = config_from_hf(json.loads((directory / CONFIG_FILE).read_text()))
-    return from_hf_state_dict(config, _read_weights(directory))
+    config_path = directory / CONFIG_FILE
+    try:
+        config = config_from_hf(read_json(config_path))
+    except (TypeError, ValueError) as error:
+        if isinstance(error, CheckpointFolderError):
+            raise
+        raise CheckpointFolderError(f"{config_path}: {error}") from None
+    weights = _read_weights(directory)
+    try:
+        return from_hf_state_dict(config, weights)
+    except (TypeError, ValueError) as error:
+        raise CheckpointFolderError(f"{directory}: {error}") from None
 
 
 def save_gpt2_checkpoint(gpt: GPT, directory: str | Path) -> None:

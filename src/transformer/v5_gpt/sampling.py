@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+GREEDY_BELOW = 1e-4
+
 
 def check_sampling(max_new_tokens: object, temperature: object, top_k: object) -> None:
     """Raise unless the arguments of ``GPT.generate`` make sense."""
@@ -37,11 +39,14 @@ def next_token(
 ) -> Tensor:
     """logits (B, vocab) -> one token id per row (B, 1).
 
-    ``temperature=0`` takes the argmax. Otherwise the logits are divided by ``temperature``
-    (below 1 sharpens, above 1 flattens), all but the ``top_k`` largest are dropped, and a
-    token is drawn from the softmax with ``generator``.
+    ``temperature=0`` takes the argmax, and so does a temperature below ``GREEDY_BELOW``
+    (the limit of sampling as the temperature goes to 0; dividing by it would overflow).
+    Otherwise the logits are divided by ``temperature`` (below 1 sharpens, above 1
+    flattens), all but the ``top_k`` largest are dropped, and a token is drawn from the
+    softmax with ``generator``.
     """
-    if temperature == 0:
+    check_sampling(0, temperature, top_k)
+    if temperature < GREEDY_BELOW:
         return logits.argmax(dim=-1, keepdim=True)  # (B, 1)
     logits = logits / temperature  # (B, V)
     if top_k is not None and top_k < logits.shape[-1]:

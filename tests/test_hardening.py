@@ -1,0 +1,222 @@
+"""Inputs an outside audit found that gave silent wrong results, crashes or nameless errors.
+
+Each test fails on the code before its fix; each error names the argument, what was
+expected and what came.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from transformer import ModelConfig, get_stage
+from transformer.lm import TrainConfig, TrainingDiverged, learning_rate_at, train, unigram_baseline
+from transformer.v1_basic_attention import (
+    MultiHeadAttention,
+    attention,
+    causal_mask,
+    merge_heads,
+    scaled_scores,
+    split_heads,
+)
+from transformer.v3_positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from transformer.v4_block import TransformerBlock, TransformerEncoder
+from transformer.v5_gpt import (
+    GPT,
+    CheckpointFolderError,
+    GPTConfig,
+    from_hf_state_dict,
+    load_gpt2_checkpoint,
+    next_token,
+    save_gpt2_checkpoint,
+)
+
+TINY = GPTConfig(vocab_size=16, n_positions=8, n_embd=8, n_layer=1, n_head=2)
+
+
+@pytest.mark.parametrize("module", [SinusoidalPositionalEncoding, LearnedPositionalEmbedding])
+def test_positions_refuse_integer_inputs(module):
+    with pytest.raises(
+        TypeError, match="x: expected a floating-point tensor, got dtype torch.int64"
+    ):
+        module(8, 4)(torch.zeros(1, 3, 4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("eps", [-1.0, 0.0, "1e-5", True])
+def test_layer_norm_eps_is_checked_at_construction(eps):
+    with pytest.raises(ValueError, match="layer_norm_eps: expected a number"):
+        TransformerBlock(8, 2, 16, layer_norm_eps=eps)
+
+
+def test_sampling_refuses_a_negative_temperature_and_treats_a_tiny_one_as_greedy():
+    logits = torch.tensor([[0.0, 3.0, 1.0]])  # (1, V)
+    with pytest.raises(ValueError, match="temperature: expected a finite float >= 0"):
+        next_token(logits, temperature=-1.0)
+    generator = torch.Generator().manual_seed(0)
+    assert next_token(logits, temperature=1e-45, generator=generator).item() == 1  # argmax
+    assert next_token(logits, temperature=0).item() == 1
+
+
+def test_the_learning_rate_schedule_refuses_a_negative_step():
+    with pytest.raises(ValueError, match="step: expected an integer >= 0, got -5"):
+        learning_rate_at(-5, TrainConfig())
+
+
+def test_the_unigram_baseline_refuses_empty_data_and_ids_beyond_the_vocabulary():
+    with pytest.raises(ValueError, match="val: expected at least one token"):
+        unigram_baseline(torch.tensor([1, 2]), torch.tensor([], dtype=torch.long))
+    with pytest.raises(ValueError, match=r"train: expected ids in \[0, vocab_size=256\), got"):
+        unigram_baseline(torch.tensor([1, 300]), torch.tensor([1]))
+
+
+def test_a_nan_loss_stops_training_and_names_the_step():
+    torch.manual_seed(0)
+    gpt = GPT(TINY)
+    with torch.no_grad():
+        gpt.wte.weight[3] = float("nan")  # any sequence holding token 3 has a NaN loss
+
+    def sample(n, generator):
+        tokens = torch.full((n, 8), 3)
+        return tokens, tokens
+
+    config = TrainConfig(steps=5, batch_size=2, warmup_steps=0, eval_interval=5, eval_batches=1)
+    with pytest.raises(
+        TrainingDiverged, match=r"loss: expected a finite training loss, got nan at step 1"
+    ):
+        train(gpt, sample, {}, config, torch.Generator(), progress=False)
+
+
+def test_v1_attention_in_half_precision_stays_finite_like_sdpa():
+    torch.manual_seed(0)
+    q, k, v = (300 * torch.randn(1, 4, 64) for _ in range(3))  # q·k/√d passes float16's max
+    for dtype in (torch.float16, torch.bfloat16):
+        ours, weights = attention(q.to(dtype), k.to(dtype), v.to(dtype))
+        reference = F.scaled_dot_product_attention(q.to(dtype), k.to(dtype), v.to(dtype))
+        assert ours.dtype == weights.dtype == dtype
+        assert torch.isfinite(ours).all() and torch.isfinite(weights).all()
+        scale = reference.float().abs().max()
+        torch.testing.assert_close(
+            ours.float() / scale, reference.float() / scale, atol=2e-2, rtol=0
+        )
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3", "v4", "v5"])
+def test_a_batch_of_no_sequences_is_refused_by_name(version):
+    model = get_stage(version).build_model(ModelConfig(vocab_size=5))
+    with pytest.raises(
+        ValueError, match=r"tokens: expected at least one sequence .* got shape \(0, 4\)"
+    ):
+        model(torch.zeros(0, 4, dtype=torch.long))
+
+
+def test_gpt_forward_and_generate_refuse_an_empty_batch():
+    gpt = GPT(TINY)
+    with pytest.raises(ValueError, match=r"idx: expected at least one sequence"):
+        gpt(torch.zeros(0, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"idx: expected at least one sequence"):
+        gpt.generate(torch.zeros(0, 3, dtype=torch.long), 2)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: MultiHeadAttention(8, 2)(*[torch.zeros(1, 3, 8, dtype=torch.float64)] * 3),
+         TypeError, "query: expected dtype torch.float32 (the module's parameter dtype)"),
+        (lambda: TransformerBlock(8, 2, 16, norm_first=True)(torch.zeros(3, 1, 8).double()),
+         TypeError, "src: expected dtype torch.float32 (the block's parameter dtype)"),
+        (lambda: split_heads(torch.zeros(2, 3, 7), 2), ValueError,
+         "x's last dimension: expected a multiple of num_heads=2, got 7"),
+        (lambda: split_heads(torch.zeros(3, 8), 2), ValueError, "x: expected a 3-D tensor"),
+        (lambda: merge_heads(torch.zeros(2, 3, 8)), ValueError, "x: expected a 4-D tensor"),
+        (lambda: scaled_scores(torch.zeros(3), torch.zeros(3, 3)), ValueError,
+         "query: expected at least a 2-D tensor"),
+        (lambda: scaled_scores(torch.zeros(2, 4), torch.zeros(2, 5)), ValueError,
+         "key: expected d_k, as in query = 4"),
+        (lambda: causal_mask(-1), ValueError, "seq_len: expected a positive integer, got -1"),
+        (lambda: TransformerEncoder(TransformerBlock(8, 2, 16), 2, norm=5), TypeError,
+         "norm: expected None or an nn.Module such as nn.LayerNorm, got 5"),
+        (lambda: from_hf_state_dict({"n_embd": 8}, {}), TypeError,
+         "config: expected a GPTConfig, got dict"),
+        (lambda: from_hf_state_dict(TINY, {"wte.weight": torch.zeros(16, 8).long()}), TypeError,
+         "wte.weight: expected a floating-point weight tensor, got torch.int64"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_argument(call, error, message):
+    with pytest.raises(error) as caught:
+        call()
+    assert message in str(caught.value)
+
+
+def test_the_stack_accepts_the_pytorch_arguments_it_has_no_use_for():
+    stack = TransformerEncoder(TransformerBlock(8, 2, 16), 2, enable_nested_tensor=False,
+                               mask_check=False)  # fmt: skip
+    assert stack(torch.zeros(3, 1, 8)).shape == (3, 1, 8)
+
+
+# ---- GPT-2 checkpoint folders ----
+
+
+@pytest.fixture
+def folder(tmp_path):
+    save_gpt2_checkpoint(GPT(TINY), tmp_path)
+    return tmp_path
+
+
+def refused(folder, match: str, name: str):
+    with pytest.raises(CheckpointFolderError, match=match) as caught:
+        load_gpt2_checkpoint(folder)
+    assert str(folder / name) in str(caught.value) or str(folder) in str(caught.value)
+
+
+def test_a_truncated_weights_file_is_named(folder):
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-50])
+    refused(folder, "model.safetensors: expected a whole safetensors file", "model.safetensors")
+
+
+def test_a_pickled_weights_file_is_named_and_never_unpickled(folder, monkeypatch):
+    weights = folder / "model.safetensors"
+    torch.save({"x": torch.zeros(1)}, weights)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load was called"))
+    refused(folder, "model.safetensors: expected a whole safetensors file", "model.safetensors")
+
+
+def test_a_bad_config_is_named(folder):
+    (folder / "config.json").write_text("{not json")
+    refused(folder, "config.json: expected a JSON object, got damaged JSON", "config.json")
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    refused(folder, "config.json: model_type: expected 'gpt2'", "config.json")
+
+
+def sharded(folder, weight_map):
+    (folder / "model.safetensors").unlink()
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+
+
+def test_an_index_without_a_weight_map_is_named(folder):
+    sharded(folder, {})
+    refused(folder, "index.json: expected a 'weight_map'", "model.safetensors.index.json")
+
+
+def test_shards_outside_the_folder_are_refused(folder, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere") / "x.safetensors"
+    save_file({"transformer.wte.weight": torch.zeros(16, 8)}, outside)
+    sharded(folder, {"transformer.wte.weight": f"../{outside.parent.name}/x.safetensors"})
+    refused(folder, "expected shard file names inside the folder", "model.safetensors.index.json")
+
+
+def test_integer_weights_are_named(folder):
+    weights = folder / "model.safetensors"
+    from safetensors.torch import load_file
+
+    tensors = load_file(weights)
+    tensors["transformer.wte.weight"] = tensors["transformer.wte.weight"].long()
+    save_file(tensors, weights)
+    refused(folder, "transformer.wte.weight: expected a floating-point weight tensor", "")
+
+
+def test_the_loader_still_loads_a_sound_folder(folder):
+    assert math.isfinite(load_gpt2_checkpoint(folder)(torch.zeros(1, 3).long()).sum().item())
