@@ -220,3 +220,128 @@ def test_integer_weights_are_named(folder):
 
 def test_the_loader_still_loads_a_sound_folder(folder):
     assert math.isfinite(load_gpt2_checkpoint(folder)(torch.zeros(1, 3).long()).sum().item())
+
+
+# ---- --out: protected, locked, proven writable before any work ----
+
+
+def lm_main(*flags):
+    from transformer.experiments import language_model
+
+    return language_model.main(["--quick", "--steps", "2", *flags])
+
+
+def test_the_language_model_refuses_to_start_over_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"a finished run")
+    with pytest.raises(SystemExit) as caught:
+        lm_main("--out", str(tmp_path))
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --resume to continue that run or --overwrite" in err
+    assert (tmp_path / "checkpoint.safetensors").read_bytes() == b"a finished run"
+    with pytest.raises(SystemExit):
+        lm_main("--out", str(tmp_path), "--resume", "--overwrite")
+    assert "expected either --resume or --overwrite, got both" in capsys.readouterr().err
+
+
+def test_a_second_run_on_a_locked_out_is_refused(tmp_path, capsys):
+    import argparse
+
+    from transformer.cli import RunLock
+
+    lock = RunLock(tmp_path, argparse.ArgumentParser())
+    try:
+        with pytest.raises(SystemExit) as caught:
+            lm_main("--out", str(tmp_path))
+        assert caught.value.code == 2 and "is locked by another run" in capsys.readouterr().err
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]  # nothing else written
+    finally:
+        lock.release()
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_an_out_that_cannot_be_written_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    from transformer.experiments import cli as task_cli
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(type(tmp_path), "write_bytes", read_only)
+    monkeypatch.setattr(task_cli, "run_stage", lambda *a, **k: pytest.fail("work was done"))
+    with pytest.raises(SystemExit) as caught:
+        task_cli.main("pattern", ["--quick", "--out", str(tmp_path / "o")])
+    assert caught.value.code == 2
+    assert "cannot be written (Read-only file system)" in capsys.readouterr().err
+
+
+def test_a_dangling_symlink_out_is_refused(tmp_path, capsys):
+    from transformer.experiments import cli as task_cli
+
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    with pytest.raises(SystemExit) as caught:
+        task_cli.main("pattern", ["--quick", "--out", str(tmp_path / "link")])
+    assert caught.value.code == 2 and "is a dangling symlink" in capsys.readouterr().err
+
+
+# ---- compare.py on fabricated results ----
+
+
+def fabricated(root, experiment, version, accuracy):
+    path = root / experiment / version / "results.json"
+    path.parent.mkdir(parents=True)
+    trained = {"accuracy": accuracy, "chance": 0.1, "seen_token_guess": 0.2,
+               "heldout_loss": 1.0, "best_head_attention_mass": 0.5}  # fmt: skip
+    run = {"trained": trained, "seed": 0, "training": {"steps": 7}, "device": "cpu"}
+    path.write_text(json.dumps(run))
+    return path
+
+
+def test_compare_builds_the_table_from_results_files(tmp_path, capsys):
+    from transformer.experiments import compare
+
+    fabricated(tmp_path, "pattern", "v1", 0.25)
+    fabricated(tmp_path, "pattern", "v3", 0.875)
+    fabricated(tmp_path, "sequential", "v3", 1.0)
+    assert compare.main(["--results", str(tmp_path)]) == 0
+    table = (tmp_path / "compare" / "comparison.md").read_text().splitlines()
+    assert table[0] == "| stage | pattern | sequential |"
+    assert table[2] == "| v1 | 25.0% | — |" and table[3] == "| v3 | 87.5% | 100.0% |"
+    summary = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    assert summary["pattern"]["v3"]["accuracy"] == 0.875 and summary["pattern"]["v3"]["steps"] == 7
+
+
+def test_compare_names_a_truncated_results_file(tmp_path, capsys):
+    from transformer.experiments import compare
+
+    path = fabricated(tmp_path, "pattern", "v2", 0.5)
+    path.write_text(path.read_text()[:20])
+    with pytest.raises(SystemExit) as caught:
+        compare.main(["--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and err.count("\n") == 1
+    assert f"--results: {path}: expected a results file, got damaged JSON" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
+        (["--device", "tpu"], "--device: expected auto, cpu or cuda, got 'tpu'"),
+        (["--seed", "-1"], "argument --seed: expected a seed in [0, 2**32), got -1"),
+    ],
+)
+def test_compare_checks_its_flags_with_its_own_name(tmp_path, capsys, flags, message):
+    from transformer.experiments import compare
+
+    with pytest.raises(SystemExit) as caught:
+        compare.main([*flags, "--results", str(tmp_path)])
+    assert caught.value.code == 2 and capsys.readouterr().err == f"compare.py: error: {message}\n"
+
+
+@pytest.mark.parametrize(("steps", "warmup"), [(2, 0), (5, 0), (30, 3), (99, 9), (101, 100)])
+def test_a_short_run_scales_its_warmup(steps, warmup):
+    from transformer.experiments import language_model
+
+    args = language_model.build_parser().parse_args(["--steps", str(steps)])
+    args.options = {}
+    assert language_model.configs(args)[1].warmup_steps == warmup  # default warmup: 100

@@ -35,7 +35,8 @@ def regenerate(
     scaling.save(results / "scaling")
     positions.save(results / "positions")
     if with_language_model:
-        language_model.main(["--seed", "0", "--device", "cpu", "--out", str(results / "lm")])
+        lm = ["--seed", "0", "--device", "cpu", "--out", str(results / "lm"), "--overwrite"]
+        language_model.main(lm)
 
 
 def main() -> int:

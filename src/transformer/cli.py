@@ -75,6 +75,47 @@ def check_writable(out: Path, flag: str = "--out") -> str | None:
     return None
 
 
+def prepare_out(out: Path, parser: argparse.ArgumentParser, flag: str = "--out") -> None:
+    """Create ``out`` and prove it can be written, before any work; else a one-line error.
+
+    Call it last, once every other flag has been checked, so that a bad flag leaves nothing
+    behind. Catches what permission bits cannot tell (for example a read-only file system).
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        parser.error(f"{flag}: expected a writable directory, but {out} cannot be written "
+                     f"({error.strerror or error})")  # fmt: skip
+
+
+class RunLock:
+    """An exclusive lock on a run's output directory, held until ``release`` (or exit).
+
+    Two runs on one ``--out`` would interleave their files; the second is refused instead.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, out: Path, parser: argparse.ArgumentParser, flag: str = "--out") -> None:
+        import fcntl
+
+        self.path = out / self.NAME
+        self.handle = self.path.open("a")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            parser.error(f"{flag}: expected a directory no other run is using, but {out} is "
+                         f"locked by another run ({self.path})")  # fmt: skip
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.handle.close()
+
+
 def resolve_device(name: str, parser: argparse.ArgumentParser) -> torch.device:
     """``auto``, ``cpu`` or ``cuda`` -> a device; anything else is a one-line error."""
     if name not in ("auto", "cpu", "cuda"):

@@ -101,6 +101,7 @@ def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, 
     if problem:
         parser.error(problem)
     device = cli.resolve_device(args.device, parser)
+    cli.prepare_out(args.out, parser)
     return args, device
 
 

@@ -38,6 +38,18 @@ def build_parser() -> cli.OneLineParser:
     return parser
 
 
+def read_results(path: Path) -> dict:
+    """One results.json, or a ValueError naming it when it is damaged or not a run's."""
+    try:
+        run = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: expected a results file, got damaged JSON ({error})") from None
+    keys = ("trained", "seed", "training", "device")
+    if not isinstance(run, dict) or not all(k in run for k in keys):
+        raise ValueError(f"{path}: expected a results file with keys {list(keys)}")
+    return run
+
+
 def collect(results: Path) -> dict[str, dict[str, dict]]:
     """{experiment: {version: results.json contents}} for every file that exists."""
     found: dict[str, dict[str, dict]] = {}
@@ -45,7 +57,7 @@ def collect(results: Path) -> dict[str, dict[str, dict]]:
         for stage in list_stages():
             path = results / experiment / stage.version / "results.json"
             if path.is_file():
-                found.setdefault(experiment, {})[stage.version] = json.loads(path.read_text())
+                found.setdefault(experiment, {})[stage.version] = read_results(path)
     return found
 
 
@@ -88,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             task_cli.parse(experiment, [*passed, "--out", str(args.results / experiment)])
         for experiment in TASKS:
             task_cli.main(experiment, [*passed, "--out", str(args.results / experiment)])
-    found = collect(args.results)
+    try:
+        found = collect(args.results)
+    except ValueError as error:
+        parser.error(f"--results: {error}")
     if not found:
         parser.error(
             f"--results: expected experiment results under {args.results}/, found none "

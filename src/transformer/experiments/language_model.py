@@ -81,6 +81,9 @@ def build_parser() -> cli.OneLineParser:
         "--out", type=Path, default=Path("results") / NAME, help=f"default results/{NAME}/"
     )
     parser.add_argument("--resume", action="store_true", help=f"continue from <out>/{CHECKPOINT}")
+    parser.add_argument(
+        "--overwrite", action="store_true", help=f"start over, replacing <out>/{CHECKPOINT}"
+    )
     parser.add_argument("--quick", action="store_true", help="a short run, for tests")
     for flag, alias, key in MODEL_FLAGS:
         parser.add_argument(
@@ -111,12 +114,13 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, CorpusC
     defaults = QUICK_MODEL if args.quick else DEFAULT_MODEL
     asked = {k: getattr(args, k) for k in defaults if getattr(args, k) is not None}
     base = QUICK if args.quick else DEFAULT
-    overrides = {"steps": args.steps, "batch_size": args.batch_size}
-    training = replace(base, **{k: v for k, v in overrides.items() if v is not None})
-    if args.warmup_steps is not None:
-        training = replace(training, warmup_steps=args.warmup_steps)
-    elif training.warmup_steps >= training.steps:  # a short run: warm up for a tenth of it
-        training = replace(training, warmup_steps=training.steps // 10)
+    steps = args.steps or base.steps
+    warmup = args.warmup_steps
+    if warmup is None:  # a run shorter than the warmup warms up for a tenth of it
+        warmup = base.warmup_steps if base.warmup_steps < steps else steps // 10
+    training = replace(
+        base, steps=steps, batch_size=args.batch_size or base.batch_size, warmup_steps=warmup
+    )
     block = args.block_size or (QUICK_BLOCK if args.quick else DEFAULT_BLOCK)
     stage = get_stage(args.version)
     wanted = {"max_len": block, "dropout": DROPOUT, **defaults}  # each stage takes what it has
@@ -141,9 +145,27 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, torch.device, tup
     problem = cli.check_writable(args.out)
     if problem:
         parser.error(problem)
-    if args.resume and not (args.out / CHECKPOINT).is_file():
-        parser.error(f"--resume: expected a checkpoint at {args.out / CHECKPOINT}, found none")
-    return args, cli.resolve_device(args.device, parser), chosen
+    checkpoint = args.out / CHECKPOINT
+    if args.resume and args.overwrite:
+        parser.error("--overwrite: expected either --resume or --overwrite, got both")
+    if args.resume and not checkpoint.is_file():
+        parser.error(f"--resume: expected a checkpoint at {checkpoint}, found none")
+    if checkpoint.exists() and not (args.resume or args.overwrite):
+        parser.error(
+            f"--out: {checkpoint} exists; pass --resume to continue that run or --overwrite "
+            f"to start over"
+        )
+    device = cli.resolve_device(args.device, parser)
+    args.corpus = load_corpus(chosen[2])
+    val_bytes = args.corpus.val.numel()
+    if val_bytes < chosen[3] + 1:
+        parser.error(
+            f"--block-size: expected at most {val_bytes - 1} (the validation split has "
+            f"{val_bytes} bytes), got {chosen[3]}"
+        )
+    cli.prepare_out(args.out, parser)
+    args.lock = cli.RunLock(args.out, parser)
+    return args, device, chosen
 
 
 def run(
@@ -198,24 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     args, device, chosen = parse(argv)
     cli.make_deterministic(device)
     start = time.perf_counter()
-    corpus = load_corpus(chosen[2])
-    if corpus.val.numel() < chosen[3] + 1:
-        print(
-            f"{NAME}.py: error: --block-size: expected at most {corpus.val.numel() - 1} (the "
-            f"validation split has {corpus.val.numel()} bytes), got {chosen[3]}",
-            file=sys.stderr,
-        )
-        return 2
+    corpus = args.corpus
     print(
         f"{NAME}: {args.version}, {chosen[1].steps} steps on {corpus.train.numel():,} train bytes "
         f"({len(corpus.train_files)} files), seed {args.seed}, {device}"
     )
     try:
         model, results = run(args, device, chosen, corpus)
+        path = lm_report.save(results, args.out)
     except (CheckpointError, TrainingDiverged) as error:
         print(f"{NAME}.py: error: {error}", file=sys.stderr)
         return 2
-    path = lm_report.save(results, args.out)
+    finally:
+        args.lock.release()
     print(lm_report.summary(results))
     print(f"wrote {path} and its figures in {time.perf_counter() - start:.0f} s")
     return 0
