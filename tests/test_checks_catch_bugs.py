@@ -19,7 +19,7 @@ from tests.reference import (
     check_multihead_against_torch,
     multihead_case,
 )
-from tests.test_golden import test_stage_reproduces_stored_values
+import tests.test_golden as golden_tests
 from tests.test_v3_positional import TABLE_SIZES, check_table_against_formula
 from tests.test_v4_block import block_case, check_block_against_torch
 from transformer.v1_basic_attention import attention, softmax_over_keys
@@ -98,14 +98,53 @@ def test_wrong_sinusoidal_formulas_are_caught(mistake):
 
 
 def test_a_block_without_the_attention_residual_is_caught(monkeypatch):
-    real = TransformerBlock.self_attention
+    """The sublayer returns attended - x, where x is what the residual adds back: the
+    block's input in post-norm, and the stream that norm1 normalises in pre-norm."""
+    real_attention, real_forward = (
+        TransformerBlock.self_attention,
+        TransformerBlock.forward_with_attention,
+    )
+
+    def forward_recording_the_stream(self, *args, **kwargs):
+        norm1, stream = self.norm1, {}
+
+        def recording_norm(x):
+            stream["x"] = x
+            return norm1(x)
+
+        self.__dict__["norm1"], self.__dict__["stream"] = recording_norm, stream
+        try:
+            return real_forward(self, *args, **kwargs)
+        finally:
+            del self.__dict__["norm1"], self.__dict__["stream"]
 
     def minus_residual(self, x, *args):
-        attended, weights = real(self, x, *args)
-        return attended - x, weights  # the caller adds x back: no residual left
+        attended, weights = real_attention(self, x, *args)
+        residual = self.stream["x"] if self.norm_first else x
+        return attended - residual, weights  # the caller adds it back: no residual left
 
+    monkeypatch.setattr(TransformerBlock, "forward_with_attention", forward_recording_the_stream)
+    assert failures(check_v4, V4_CASES) == 0  # recording the stream changes nothing
     monkeypatch.setattr(TransformerBlock, "self_attention", minus_residual)
+    pre_norm = [case for case in V4_CASES if case.kwargs["norm_first"]]
+    assert len(pre_norm) >= 10
+    assert failures(check_v4, pre_norm) == len(pre_norm)
     assert failures(check_v4, V4_CASES) == len(V4_CASES)
+
+
+FULLY_BLOCKED = []  # cases with some query rows whose every key is blocked
+for case in V1_CASES:
+    if case.mask is not None and case.mask.shape[-2] > 1:
+        mask = case.mask.clone()
+        mask[..., 0, :] = 0  # the first query sees nothing
+        FULLY_BLOCKED.append(type(case)(case.query, case.key, case.value, mask, case.label))
+
+
+def test_fully_blocked_rows_are_covered_and_their_handling_can_fail(monkeypatch):
+    assert len(FULLY_BLOCKED) >= 10
+    assert failures(check_v1, FULLY_BLOCKED) == 0  # zeros there, like SDPA
+    monkeypatch.setattr(v1_attention, "softmax_over_keys", lambda s: torch.softmax(s, dim=-1))
+    assert failures(check_v1, FULLY_BLOCKED) == len(FULLY_BLOCKED)
 
 
 def test_swapped_norm_placement_is_caught(monkeypatch):
@@ -227,4 +266,4 @@ def test_golden_values_catch_a_changed_stage(monkeypatch):
         lambda q, k: q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1] + 1),
     )
     with pytest.raises(AssertionError, match="v1 golden"):
-        test_stage_reproduces_stored_values("v1")
+        golden_tests.test_stage_reproduces_stored_values("v1")

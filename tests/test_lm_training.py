@@ -58,14 +58,6 @@ def tiny_model(seed: int = 0, config: GPTConfig = TINY) -> GPT:
 # --- the learning-rate schedule -----------------------------------------------------------
 
 
-def expected_lr(step: int, peak: float, floor: float, warmup: int, steps: int) -> float:
-    """The schedule written out independently: linear warmup, then cosine to the floor."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / (steps - 1 - warmup))
-    return floor + (peak - floor) * (1 + math.cos(math.pi * progress)) / 2
-
-
 def test_schedule_warmup_peak_cosine_floor():
     config = TrainConfig(steps=101, warmup_steps=10, learning_rate=1e-3, min_learning_rate=1e-4)
     lrs = [learning_rate_at(s, config) for s in range(130)]
@@ -75,8 +67,15 @@ def test_schedule_warmup_peak_cosine_floor():
     assert lrs[55] == pytest.approx(5.5e-4)  # half way down the cosine: (peak + floor) / 2
     assert lrs[100] == pytest.approx(1e-4)  # the last step sits on the floor
     assert all(lr == pytest.approx(1e-4) for lr in lrs[100:])  # and stays there
-    for step, lr in enumerate(lrs):
-        assert lr == pytest.approx(expected_lr(step, 1e-3, 1e-4, 10, 101), rel=1e-12), step
+
+
+def test_schedule_quarter_points_by_hand():
+    """steps 91, warmup 10: the cosine runs over steps 10..90, so 30 and 70 are its quarters.
+    1e-4 + 9e-4 * (1 ± cos(π/4)) / 2, worked out by hand."""
+    config = TrainConfig(steps=91, warmup_steps=10, learning_rate=1e-3, min_learning_rate=1e-4)
+    assert learning_rate_at(30, config) == pytest.approx(8.6819805e-4, rel=1e-7)
+    assert learning_rate_at(50, config) == pytest.approx(5.5e-4, rel=1e-12)
+    assert learning_rate_at(70, config) == pytest.approx(2.3180195e-4, rel=1e-7)
 
 
 def test_schedule_without_warmup_starts_at_the_peak():

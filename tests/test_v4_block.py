@@ -267,3 +267,45 @@ def test_model_is_embedding_positions_stack_and_head(norm_first):
     logits, maps = model(tokens, return_attention=True)
     assert_close(logits, expected, "model (explicit attention)")
     assert len(maps) == 3
+
+
+def train_mode_pair(norm_first: bool, batch_first: bool, **ours_kwargs):
+    torch.manual_seed(0)
+    reference = nn.TransformerEncoderLayer(
+        16, 4, 32, dropout=0.3, batch_first=batch_first, norm_first=norm_first
+    )
+    ours = TransformerBlock(
+        16, 4, 32, dropout=0.3, batch_first=batch_first, norm_first=norm_first, **ours_kwargs
+    )
+    ours.load_state_dict(reference.state_dict())
+    return reference.train(), ours.train()
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_dropout_sits_where_pytorch_puts_it(norm_first, batch_first, causal):
+    """In training, with the same seed, the same dropout draws land on the same elements.
+
+    Unbatched input, so that both implementations lay the tensors out alike in memory (with a
+    batch, PyTorch's attention output has another layout and the draws land elsewhere).
+    """
+    reference, ours = train_mode_pair(norm_first, batch_first)
+    x = torch.randn(7, 16)  # (S, E) unbatched
+    mask = nn.Transformer.generate_square_subsequent_mask(7) if causal else None
+    torch.manual_seed(5)
+    expected = reference(x, src_mask=mask)
+    torch.manual_seed(5)
+    assert_close(ours(x, src_mask=mask), expected, "train mode, dropout 0.3")
+
+
+@pytest.mark.parametrize(
+    "moved", [{"feed_forward_dropout": 0.0}, {"attention_dropout": 0.0}, {"attention_dropout": 0.5}]
+)
+def test_the_dropout_check_catches_a_missing_or_changed_dropout(moved):
+    reference, ours = train_mode_pair(True, True, **moved)
+    x = torch.randn(7, 16)
+    torch.manual_seed(5)
+    expected = reference(x)
+    torch.manual_seed(5)
+    assert not torch.allclose(ours(x), expected, atol=1e-3)

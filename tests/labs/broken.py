@@ -137,6 +137,17 @@ def plot_returns_axes(weights, tokens, title):
 # ---- lab 03: split_heads, merge_heads, MultiHeadAttention ----
 
 
+def split_correct(x, num_heads):
+    """A learner's correct split: view the last axis as (heads, head_dim), then permute."""
+    b, t, e = x.shape
+    return x.view(b, t, num_heads, e // num_heads).permute(0, 2, 1, 3)
+
+
+def merge_correct(x):
+    """A learner's correct merge: permute back, then flatten the last two axes."""
+    return x.permute(0, 2, 1, 3).flatten(2)
+
+
 def split_without_transpose(x, num_heads):
     batch, seq, d_model = x.shape
     return x.view(batch, num_heads, seq, d_model // num_heads)

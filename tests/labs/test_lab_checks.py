@@ -8,10 +8,8 @@ from tests.labs import broken
 from transformer.v1_basic_attention import (
     MultiHeadAttention,
     attention,
-    merge_heads,
-    split_heads,
 )
-from transformer.v3_positional import SinusoidalPositionalEncoding, sinusoidal_encoding
+from transformer.v3_positional import SinusoidalPositionalEncoding
 from transformer.v4_block import TransformerBlock
 from transformer_teaching.labs import (
     LabCheckFailure,
@@ -33,17 +31,16 @@ def milestone_with_mask(mask_fn):
     lab04.check_matches_torch(solutions.load_from_torch, mask_fn)
 
 
+# Rows whose check compares against the very function passed (lab 01's attention, lab 03's
+# split/merge, lab 05's table are the checks' references) would prove nothing; independent
+# learner-style code in tests/labs/broken.py stands in for them below.
 SOLVED = [
-    pytest.param(lab01.check_attention, attention, id="lab01-attention"),
     pytest.param(lab02.check_attention_maps, solutions.attention_maps, id="lab02-maps"),
     pytest.param(lab02.check_plot_attention, solutions.plot_attention, id="lab02-plot"),
-    pytest.param(lab03.check_split_heads, split_heads, id="lab03-split"),
-    pytest.param(lab03.check_merge_heads, merge_heads, id="lab03-merge"),
     pytest.param(lab03.check_multihead, MultiHeadAttention, id="lab03-multihead"),
     pytest.param(lab04.check_to_torch_mask, solutions.to_torch_mask, id="lab04-mask"),
     pytest.param(lab04.check_load_from_torch, solutions.load_from_torch, id="lab04-load"),
     pytest.param(milestone_with_load, solutions.load_from_torch, id="lab04-milestone"),
-    pytest.param(lab05.check_sinusoidal_encoding, sinusoidal_encoding, id="lab05-encoding"),
     pytest.param(
         lab05.check_positional_encoding, SinusoidalPositionalEncoding, id="lab05-positions"
     ),
@@ -55,6 +52,8 @@ SOLVED = [
     # exp/log table; a block written out with its own helpers
     pytest.param(lab01.check_attention, broken.attention_correct, id="lab01-learner-style"),
     pytest.param(lab03.check_multihead, broken.LearnerMultiHead, id="lab03-learner-style"),
+    pytest.param(lab03.check_split_heads, broken.split_correct, id="lab03-learner-split"),
+    pytest.param(lab03.check_merge_heads, broken.merge_correct, id="lab03-learner-merge"),
     pytest.param(
         lab05.check_sinusoidal_encoding, broken.encoding_correct, id="lab05-learner-style"
     ),

@@ -1,0 +1,132 @@
+"""The benchmarks' shared command line (``benchmarks/_cli.py``), without measuring anything.
+
+A bad flag exits with status 2 and one stderr line that names it, before any work and
+without writing a file; ``--quick`` writes to its own default file, so a quick run never
+overwrites a full run's results.
+"""
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+# the benchmarks import their siblings as top-level modules (``from _cli import ...``)
+MODULES = ("_cli", "_harness", "_measure", "_report", "attention", "block", "gpt")
+# if a check were missing, the run would go on: keep it short, so the test fails fast
+SHORT = ["--quick", "--seq-lens", "8", "--device", "cpu", "--threads", "1"]
+
+
+def run_benchmark(script: str, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{script}.py"), *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink())
+
+
+@pytest.fixture
+def benchmark(monkeypatch):
+    """``benchmark("attention")``: that script's module, imported as the scripts import it."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
+    yield importlib.import_module
+    for name in MODULES:
+        sys.modules.pop(name, None)
+    sys.modules.update(saved)
+
+
+# (script, the bad flags, the flag the message must name); the bad flags come last, so they
+# win over SHORT's; "FILE" is a regular file in tmp_path
+BAD_FLAGS = [
+    ("attention", ["--seed", "-1"], "--seed"),
+    ("block", ["--out", "FILE/a.json"], "--out"),
+    ("gpt", ["--device", "tpu"], "--device"),
+]
+
+
+@pytest.mark.parametrize(("script", "bad", "flag"), BAD_FLAGS, ids=[b[2] for b in BAD_FLAGS])
+def test_bad_flag_exits_2_with_one_line(tmp_path, script, bad, flag):
+    regular = tmp_path / "FILE"
+    regular.write_text("not a directory\n")
+    bad = [arg.replace("FILE", str(regular)) for arg in bad]
+    done = run_benchmark(script, *SHORT, "--out", str(tmp_path / "out" / "r.json"), *bad)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(lines) == 1, f"expected one stderr line, got {len(lines)}: {done.stderr[-2000:]}"
+    assert lines[0].startswith(f"{script}.py: error: ") and flag in lines[0], lines[0]
+    assert done.stdout == ""
+    assert files_under(tmp_path) == [regular]  # nothing written, no folder made
+
+
+def bad_outs(tmp_path: Path) -> dict[str, Path]:
+    """--out values that cannot be written, by what is wrong with them."""
+    regular = tmp_path / "regular"
+    regular.write_text("x\n")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    return {
+        "under a regular file": regular / "a.json",
+        "deeper under a regular file": regular / "sub" / "a.json",
+        "a directory": tmp_path,
+        "a dangling symlink": tmp_path / "dangling",
+        "under a dangling symlink": tmp_path / "dangling" / "a.json",
+    }
+
+
+@pytest.mark.parametrize(
+    "what",
+    [
+        "under a regular file",
+        "deeper under a regular file",
+        "a directory",
+        "a dangling symlink",
+        "under a dangling symlink",
+    ],
+)
+def test_unwritable_out_is_rejected_while_parsing(benchmark, tmp_path, capsys, what):
+    cli, block = benchmark("_cli"), benchmark("block")
+    out = bad_outs(tmp_path)[what]
+    before = files_under(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(block.BENCHMARK, ["--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and ": error: --out: " in err[0], err
+    assert files_under(tmp_path) == before
+
+
+def test_writable_out_is_accepted(benchmark, tmp_path):
+    cli, block = benchmark("_cli"), benchmark("block")
+    args = cli.parse_args(block.BENCHMARK, ["--out", str(tmp_path / "new" / "dir" / "a.json")])
+    assert args.out == tmp_path / "new" / "dir" / "a.json"
+    assert files_under(tmp_path) == []  # parsing creates nothing
+
+
+def test_quick_has_its_own_default_out_and_short_settings(benchmark):
+    cli, harness, attention = benchmark("_cli"), benchmark("_harness"), benchmark("attention")
+    bench = attention.BENCHMARK
+    full = cli.parse_args(bench, [])
+    quick = cli.parse_args(bench, ["--quick"])
+    assert full.out == harness.RESULTS_DIR / "attention.json"
+    assert quick.out == harness.RESULTS_DIR / "attention.quick.json"
+    assert (full.seq_lens, full.repeats, full.budget, full.warmup) == ([128, 512, 2048], 30, 2, 1)
+    assert (quick.seq_lens, quick.repeats, quick.budget, quick.warmup) == ([128], 3, 0.2, 0)
+    assert harness.settings_of(bench, full, ["cpu"], 1)["quick"] is False
+    assert harness.settings_of(bench, quick, ["cpu"], 1)["quick"] is True
+
+
+def test_flags_given_explicitly_win_over_quick(benchmark, tmp_path):
+    cli, attention = benchmark("_cli"), benchmark("attention")
+    argv = ["--quick", "--seq-lens", "512", "--repeats", "7", "--warmup", "2"]
+    args = cli.parse_args(attention.BENCHMARK, [*argv, "--out", str(tmp_path / "a.json")])
+    assert (args.seq_lens, args.repeats, args.warmup, args.budget) == ([512], 7, 2, 0.2)
+    assert args.out == tmp_path / "a.json" and args.quick
