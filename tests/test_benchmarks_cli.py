@@ -31,7 +31,8 @@ def run_benchmark(script: str, *flags: str) -> subprocess.CompletedProcess:
 
 
 def files_under(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink())
+    """Every file, folder and link under ``path``."""
+    return sorted(path.rglob("*"))
 
 
 @pytest.fixture

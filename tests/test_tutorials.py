@@ -85,14 +85,14 @@ def test_quote_checker_catches_a_wrong_number(tmp_path):
         quotes.mismatches("1.0%<!--r:gone.json:a:pct1-->", tmp_path)
 
 
-@pytest.mark.slow
+@pytest.mark.regeneration
 def test_quoted_numbers_match_a_fresh_regeneration(tmp_path):
     spec = importlib.util.spec_from_file_location("regenerate", TUTORIALS / "regenerate.py")
     regenerate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(regenerate)
     # To keep CI short, one experiment is rerun for every stage (with the comparison, the
     # √d_k measurement and the encoding figure); the committed files stand in for the rest.
-    # The language model's own reproducibility is tested in test_v5_training.
+    # The language model's own reproducibility is tested in test_lm_training.
     shutil.copytree(RESULTS, tmp_path, dirs_exist_ok=True)
     started = time.time()
     regenerate.regenerate(tmp_path, experiments=("fibonacci",), with_language_model=False)

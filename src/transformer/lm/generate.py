@@ -7,7 +7,7 @@ from torch import Tensor
 
 from transformer._checks import check_token_ids
 from transformer.contract import SequenceModel
-from transformer.v5_gpt.sampling import check_sampling, next_token
+from transformer.v5_gpt.sampling import check_sampling, generate_tokens
 
 
 @torch.no_grad()
@@ -29,8 +29,8 @@ def generate(
     check_token_ids("idx", idx, model.config.vocab_size)
     check_sampling(max_new_tokens, temperature, top_k)
     window = model.config.max_len or idx.shape[1] + max_new_tokens
-    for _ in range(max_new_tokens):
-        logits = model(idx[:, -window:])[:, -1]  # (B, V) the last position's
-        token = next_token(logits, temperature, top_k, generator)  # (B, 1)
-        idx = torch.cat([idx, token.to(idx.dtype)], dim=1)  # (B, T + 1)
-    return idx
+
+    def last_logits(context: Tensor) -> Tensor:  # (B, <= window) -> (B, V)
+        return model(context)[:, -1]
+
+    return generate_tokens(last_logits, idx, window, max_new_tokens, temperature, top_k, generator)

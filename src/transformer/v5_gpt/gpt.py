@@ -11,7 +11,7 @@ from transformer._checks import check_seq_len, check_token_ids
 from transformer.v3_positional import LearnedPositionalEmbedding
 from transformer.v5_gpt.block import gpt_block
 from transformer.v5_gpt.config import GPTConfig
-from transformer.v5_gpt.sampling import check_sampling, next_token
+from transformer.v5_gpt.sampling import check_sampling, generate_tokens
 
 INIT_STD = 0.02  # GPT-2's initializer_range
 
@@ -107,12 +107,14 @@ class GPT(nn.Module):
         """
         check_token_ids("idx", idx, self.config.vocab_size)
         check_sampling(max_new_tokens, temperature, top_k)
-        for _ in range(max_new_tokens):
-            context = idx[:, -self.config.n_positions :]  # (B, <= n_positions)
-            last = self.hidden_states(context)[:, -1]  # (B, E)
-            token = next_token(self.lm_head(last), temperature, top_k, generator)  # (B, 1)
-            idx = torch.cat([idx, token.to(idx.dtype)], dim=1)  # (B, T + 1)
-        return idx
+
+        def last_logits(context: Tensor) -> Tensor:  # (B, <= n_positions) -> (B, V)
+            return self.lm_head(self.hidden_states(context)[:, -1])
+
+        window = self.config.n_positions
+        return generate_tokens(
+            last_logits, idx, window, max_new_tokens, temperature, top_k, generator
+        )
 
     def num_parameters(self) -> int:
         """How many numbers the model learns; the tied head is counted once."""

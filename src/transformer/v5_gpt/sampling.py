@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -54,3 +55,24 @@ def next_token(
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))  # (B, V)
     probs = F.softmax(logits, dim=-1)  # (B, V)
     return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+
+
+def generate_tokens(
+    last_logits: Callable[[Tensor], Tensor],
+    idx: Tensor,
+    window: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """idx (B, T) -> (B, T + max_new_tokens), one token at a time.
+
+    ``last_logits(context)`` maps the last ``window`` tokens (B, <= window) to the next
+    token's logits (B, V). The arguments are checked by the caller (``check_sampling``).
+    """
+    for _ in range(max_new_tokens):
+        logits = last_logits(idx[:, -window:])  # (B, V)
+        token = next_token(logits, temperature, top_k, generator)  # (B, 1)
+        idx = torch.cat([idx, token.to(idx.dtype)], dim=1)  # (B, T + 1)
+    return idx
