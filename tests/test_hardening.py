@@ -345,3 +345,34 @@ def test_a_short_run_scales_its_warmup(steps, warmup):
     args = language_model.build_parser().parse_args(["--steps", str(steps)])
     args.options = {}
     assert language_model.configs(args)[1].warmup_steps == warmup  # default warmup: 100
+
+
+def test_resume_from_a_tampered_checkpoint_exits_2_and_changes_nothing(tmp_path, capsys):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert lm_main("--out", str(tmp_path)) == 0
+    finally:
+        os.umask(old)
+    for name in ("checkpoint.safetensors", "results.json", "loss_curves.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    results = (tmp_path / "results.json").read_bytes()
+    checkpoint = tmp_path / "checkpoint.safetensors"
+    data = bytearray(checkpoint.read_bytes())
+    data[-5] ^= 0x10  # one bit of one weight
+    checkpoint.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert lm_main("--out", str(tmp_path), "--resume") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not match its SHA-256 digest" in err
+    assert (tmp_path / "results.json").read_bytes() == results
+    assert checkpoint.read_bytes() == bytes(data)
+
+
+def test_a_block_larger_than_the_validation_split_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        lm_main("--out", str(tmp_path / "o"), "--block-size", "100000")
+    assert caught.value.code == 2
+    assert "--block-size: expected at most" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
