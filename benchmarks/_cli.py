@@ -1,6 +1,7 @@
 """The command line the side-by-side benchmarks share, plus each script's own flags.
 
-Every bad value exits with status 2 and a one-line message.
+Every bad value exits with status 2 and a one-line message, before anything is measured
+(``transformer.cli.OneLineParser``).
 """
 
 from __future__ import annotations
@@ -8,24 +9,41 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import torch
+
+from transformer.cli import OneLineParser, check_writable, seed
 
 if TYPE_CHECKING:
     from _harness import Benchmark
 
+# what --quick sets, unless the flag is given: few short rounds, no warm-up (and the
+# smallest T, plus each script's own ``Benchmark.quick``)
+QUICK = {"repeats": 3, "budget": 0.2, "warmup": 0}
 
-class OneLineErrorParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (still exit status 2)."""
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+def quick_values(bench: Benchmark) -> dict[str, object]:
+    """Every flag's value under ``--quick`` (by argparse dest), the script's own included."""
+    return {"seq_lens": [min(bench.default_seq_lens)], **QUICK, **bench.quick}
+
+
+def quick_help(bench: Benchmark) -> str:
+    """The ``--quick`` line of ``--help``: what it sets and where the results go."""
+    flags = ", ".join(
+        f"--{dest.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for dest, v in quick_values(bench).items()
+    )
+    return (
+        f"a short run to try the command, not for the tables: {flags}, unless given; "
+        f"records quick: true in the JSON and writes to benchmarks/results/"
+        f"{bench.quick_out.name} unless --out is given, so a full run's results stay"
+    )
 
 
 def build_parser(bench: Benchmark) -> argparse.ArgumentParser:
     """The shared command line, then the script's own flags; ``--_child`` is internal."""
-    parser = OneLineErrorParser(description=bench.description)
+    parser = OneLineParser(description=bench.description)
     add = parser.add_argument
     seq_lens = " ".join(map(str, bench.default_seq_lens))
     add(
@@ -68,13 +86,20 @@ def build_parser(bench: Benchmark) -> argparse.ArgumentParser:
         default=None,
         help="torch.set_num_threads in the measuring processes (default: torch's choice)",
     )
-    add("--seed", type=int, default=0, help="torch.manual_seed for inputs (default: 0)")
+    add(
+        "--seed",
+        type=seed,
+        default=0,
+        help="torch.manual_seed for inputs, in [0, 2**32) (default: 0)",
+    )
     add(
         "--out",
         type=Path,
-        default=bench.default_out,
-        help=f"JSON results file (default: benchmarks/results/{bench.default_out.name})",
+        default=None,
+        help=f"JSON results file (default: benchmarks/results/{bench.default_out.name}; "
+        f"with --quick, {bench.quick_out.name})",
     )
+    add("--quick", action="store_true", help=quick_help(bench))
     if bench.add_arguments is not None:
         bench.add_arguments(parser)
     add("--_child", help=argparse.SUPPRESS)
@@ -84,9 +109,21 @@ def build_parser(bench: Benchmark) -> argparse.ArgumentParser:
 def parse_args(bench: Benchmark, argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and validate; every bad value exits with status 2 through ``parser.error``."""
     parser = build_parser(bench)
+    quick = quick_values(bench)
+    full = {dest: parser.get_default(dest) for dest in quick}
+    # the flags --quick sets default to None here, so that one given explicitly wins
+    parser.set_defaults(**dict.fromkeys(quick))
     args = parser.parse_args(argv)
     if args._child is not None:
         return args
+    for dest, value in (quick if args.quick else full).items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+    if args.out is None:
+        args.out = bench.quick_out if args.quick else bench.default_out
+    reason = out_problem(args.out)
+    if reason is not None:
+        parser.error(reason)
     if any(t <= 0 for t in args.seq_lens):
         parser.error(f"--seq-lens: expected positive integers, got {args.seq_lens}")
     for flag, value, least in (
@@ -103,10 +140,18 @@ def parse_args(bench: Benchmark, argv: list[str] | None = None) -> argparse.Name
         bench.validate(parser, args)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available (torch.cuda.is_available() is False)")
-    if args.out.is_dir():
-        parser.error(f"--out: expected a file path, got the directory {args.out}")
     args.case = bench.case(args)
     return args
+
+
+def out_problem(out: Path) -> str | None:
+    """Why the results file ``out`` (``--out``) could not be written, or None; checked
+    before anything is measured, so a bad path does not cost a whole run."""
+    if out.is_dir():
+        return f"--out: expected a file path, got the directory {out}"
+    if out.is_symlink() and not out.exists():
+        return f"--out: expected a file path, got {out}, a dangling symlink"
+    return check_writable(out.parent, "--out")
 
 
 # a model's size flag: (flag, default, what it sets); its value is an integer >= 1

@@ -4,7 +4,8 @@ A benchmark script describes itself as a :class:`Benchmark` (its implementations
 (ours, reference) to compare, how to build one seeded :class:`Workload`) and calls
 :func:`main`. Every measurement runs in a fresh child process: the script runs itself with
 ``--_child SPEC``. The measuring itself is in ``_measure``, the shared flags in ``_cli``, the
-table and the JSON file in ``_report``; the method is in ``benchmarks/README.md``.
+table in ``_report``; the JSON file is written by ``transformer.io.write_json`` (atomic,
+fsynced, mode 0644 under umask 022). The method is in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from pathlib import Path
 import torch
 from _cli import parse_args, selected_devices
 from _measure import MEMORY_METHOD, Workload, measure_memory, measure_time
-from _report import COLUMNS, Column, device_names, format_table, write_json_atomic
+from _report import COLUMNS, Column, device_names, format_table
+
+from transformer.io import write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -43,6 +46,8 @@ class Benchmark:
     right after the timed steps (same process, threads and moment) and its dict is kept in
     the row as ``probe``; ``finish_row(row, case)`` adds derived fields to each row.
     ``step`` and ``ratio_note`` are the JSON's and the report's words for the step and ratios.
+    ``quick`` holds what ``--quick`` sets among the script's own flags (by argparse dest), on
+    top of the shared ones (``_cli.QUICK`` and the smallest of ``default_seq_lens``).
     """
 
     script: Path
@@ -61,10 +66,16 @@ class Benchmark:
     finish_row: Callable[[dict, dict], None] | None = None
     step: str = "forward, output.sum(), backward into inputs and parameters"
     ratio_note: str = "ratios = ours / torch reference (below 1: ours is faster / smaller)"
+    quick: dict[str, object] = field(default_factory=dict)
 
     @property
     def default_out(self) -> Path:
         return RESULTS_DIR / f"{self.script.stem}.json"
+
+    @property
+    def quick_out(self) -> Path:
+        """Where ``--quick`` writes without ``--out``: never over a full run's results."""
+        return RESULTS_DIR / f"{self.script.stem}.quick.json"
 
 
 # ---------------------------------------------------------------- child side
@@ -227,6 +238,7 @@ def settings_of(
     """Everything needed to read (or repeat) the run, for the JSON file."""
     return {
         **args.case,
+        "quick": args.quick,
         "seq_lens": args.seq_lens,
         "seed": args.seed,
         "threads": threads,
@@ -257,6 +269,10 @@ def print_report(
     load = extra["load_average_1min"]
     print(f"1-min load average {load['before']:.2f} before, {load['after']:.2f} after "
           "(other busy processes on these cores make the times noisy)")  # fmt: skip
+    if args.quick:
+        print("quick run (--quick): for trying the command, not for the tables")
+    if args.warmup == 0:
+        print("--warmup 0: the memory step is each implementation's cold first step")
     print(f"{bench.ratio_note}\n")
     print(format_table(rows, bench.columns))
     print(f"\ntotal wall time {extra['wall_time_s']:.1f} s")
@@ -295,5 +311,5 @@ def main(bench: Benchmark, argv: list[str] | None = None) -> None:
         **extra,
         "rows": rows,
     }
-    write_json_atomic(args.out, payload)
+    write_json(args.out, payload)
     print(f"wrote {args.out}")

@@ -1,15 +1,14 @@
-"""Reporting for the side-by-side benchmarks: device names, the text table, the JSON file."""
+"""Reporting for the side-by-side benchmarks: device names and the text table.
+
+The JSON file is written by ``transformer.io.write_json`` (atomic, fsynced, normal mode).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import platform
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
@@ -69,23 +68,3 @@ def format_table(rows: list[dict], columns: list[Column]) -> str:
 
     rule = "-" * len(line(header))
     return "\n".join([line(header), rule, *(line(row) for row in cells)])
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to a temp file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; give it a normal file's mode
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
