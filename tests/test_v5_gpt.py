@@ -419,3 +419,22 @@ def test_check_catches_a_forgotten_causal_flag(monkeypatch):
     monkeypatch.setattr(v1_attention, "F", fake)  # the fused path of the one attention core
     with pytest.raises(AssertionError, match="leaks"):
         check_no_leak(small_gpt(8), tokens(8, 11, 6), 11)
+
+
+def test_the_gpt_block_is_v4s_block_and_stacks_like_one():
+    """GPT-2's block is TransformerBlock configured, so v4's stack takes it as it is."""
+    from transformer.v4_block import TransformerBlock, TransformerEncoder
+    from transformer.v5_gpt import gpt_block
+
+    config = GPTConfig(vocab_size=9, n_positions=12, n_embd=16, n_layer=2, n_head=4)
+    torch.manual_seed(0)
+    gpt = GPT(config).eval()
+    stack = TransformerEncoder(gpt_block(config), 2).eval()
+    assert type(stack.layers[0]) is TransformerBlock and type(gpt.h[0]) is TransformerBlock
+    stack.layers.load_state_dict(gpt.h.state_dict())  # the same weights, block by block
+    x = torch.randn(3, 12, 16)  # (B, T, E)
+    expected = x
+    for block in gpt.h:
+        expected = block(expected, is_causal=True)
+    assert_close(stack(x, is_causal=True), expected, "stack of GPT blocks, causal")
+    assert not torch.allclose(stack(x), expected, atol=1e-4)  # and is_causal reached them
