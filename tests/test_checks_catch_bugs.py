@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+import tests.test_golden as golden_tests
 import transformer.v1_basic_attention.scaled_dot_product as v1_attention
 import transformer.v2_multihead.masks as v2_masks
 import transformer.v2_multihead.multihead as v2_multihead
@@ -19,7 +20,6 @@ from tests.reference import (
     check_multihead_against_torch,
     multihead_case,
 )
-import tests.test_golden as golden_tests
 from tests.test_v3_positional import TABLE_SIZES, check_table_against_formula
 from tests.test_v4_block import block_case, check_block_against_torch
 from transformer.v1_basic_attention import attention, softmax_over_keys
