@@ -2,6 +2,7 @@
 changed, whatever part of the file is wrong."""
 
 import json
+import math
 import struct
 
 import pytest
@@ -59,11 +60,10 @@ def rewrite(path, tensors, values, *, fix_digests=True):
 
 
 def resume(path):
-    """Resume into a fresh model; returns it (for the nothing-changed check)."""
+    """Resume into a fresh model and train to the end; returns the run's result."""
     fresh = model(1)
-    train(fresh, sample, {"train": sample}, CONFIG, torch.Generator().manual_seed(0),
-          checkpoint_path=path, resume=True, progress=False)  # fmt: skip
-    return fresh
+    return train(fresh, sample, {"train": sample}, CONFIG, torch.Generator().manual_seed(0),
+                 checkpoint_path=path, resume=True, progress=False)  # fmt: skip
 
 
 def refused(path, match: str) -> None:
@@ -82,7 +82,9 @@ def refused(path, match: str) -> None:
 
 
 def test_the_undamaged_checkpoint_resumes(path):
-    resume(path)  # the fixture itself is sound, so each refusal below is the damage's
+    """The fixture itself is sound, so each refusal below is the damage's."""
+    result = resume(path)
+    assert result.step == CONFIG.steps and len(result.history.train_loss) == CONFIG.steps
 
 
 def test_one_flipped_bit_in_a_weight_is_refused(path):
@@ -151,5 +153,5 @@ def test_a_training_step_after_loading_works(path):
     optimizer = build_optimizer(fresh, CONFIG)
     load_checkpoint(path, fresh, optimizer)
     inputs, targets = sample(2, torch.Generator().manual_seed(0))
-    loss, _ = train_step(fresh, optimizer, inputs, targets, 1e-3, 1.0)
-    assert loss == loss  # finite: no NaN
+    loss, norm = train_step(fresh, optimizer, inputs, targets, 1e-3, 1.0)
+    assert math.isfinite(loss) and math.isfinite(norm) and loss < math.log(TINY.vocab_size) + 1

@@ -499,3 +499,10 @@ def test_quick_run_writes_results_and_figures_and_repeats_exactly(tmp_path):
     proc = run_script("--quick", "--device", "cpu", "--seed", "4", "--out", str(first), "--resume")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "seed (checkpoint 3, this run 4)" in proc.stderr
+
+
+def test_a_non_causal_language_model_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        language_model.main(["--version", "v2", "--option", "causal=false", "--out", str(tmp_path)])
+    assert caught.value.code == 2
+    assert "causal: expected True to train a language model" in capsys.readouterr().err

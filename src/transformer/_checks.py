@@ -120,12 +120,6 @@ def check_bool(name: str, value: object) -> bool:
     return value
 
 
-def check_choice(name: str, value: object, choices: Sequence[object]) -> object:
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
 def check_seq_len(name: str, seq_len: int, limit: int, limit_name: str, hint: str) -> None:
     """Raise unless ``seq_len <= limit``; the one sequence-length check of every stage."""
     if seq_len > limit:

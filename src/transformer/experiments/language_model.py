@@ -127,7 +127,10 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, CorpusC
     taken = {k: v for k, v in wanted.items() if stage.accepts(k, v)} | asked
     model = ModelConfig(vocab_size=VOCAB_SIZE, options=args.options, **taken)
     if not stage.resolve(model).causal:
-        raise ValueError(f"--version: expected a causal stage, got {args.version}")
+        raise ValueError(
+            "causal: expected True to train a language model (each byte predicted from the "
+            "ones before it only), got False"
+        )
     return model, training, QUICK_CORPUS if args.quick else DEFAULT_CORPUS, block
 
 

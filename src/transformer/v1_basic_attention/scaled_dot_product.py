@@ -50,6 +50,17 @@ def blocked_to_bias(blocked: Tensor, dtype: torch.dtype) -> Tensor:
     return zeros.masked_fill(blocked, float("-inf"))  # blocked's shape
 
 
+def causal_bias(
+    tgt_len: int, src_len: int, dtype: torch.dtype, device: torch.device | None = None
+) -> Tensor:
+    """The causal mask as an additive bias (tgt_len, src_len): -inf where key j > query i.
+
+    With tgt_len < src_len the queries are the first ones (SDPA's ``is_causal`` alignment).
+    """
+    blocked = ~causal_mask(src_len, device)[:tgt_len]  # (L, S) True = blocked
+    return blocked_to_bias(blocked, dtype)  # (L, S)
+
+
 def scaled_scores(query: Tensor, key: Tensor) -> Tensor:
     """Similarity of every query with every key, divided by √d_k.
 
@@ -188,8 +199,7 @@ def attend(
             return out.to(query.dtype), weights.to(query.dtype)
         scores = scaled_scores(query, key)  # (..., L, S)
         if causal:
-            blocked = ~causal_mask(scores.shape[-1], scores.device)[: scores.shape[-2]]  # (L, S)
-            scores = scores + blocked_to_bias(blocked, scores.dtype)  # (..., L, S)
+            scores = scores + causal_bias(*scores.shape[-2:], scores.dtype, scores.device)
         if bias is not None:
             scores = scores + bias  # (..., L, S)
         weights = softmax_over_keys(scores)  # (..., L, S)
@@ -197,8 +207,8 @@ def attend(
             weights = F.dropout(weights, p=dropout_p)  # (..., L, S)
         return weights @ value, weights  # (..., L, d_v), (..., L, S)
     if causal and bias is not None:  # SDPA takes a mask or is_causal, not both
-        blocked = ~causal_mask(key.shape[-2], key.device)[: query.shape[-2]]  # (L, S)
-        bias, causal = bias + blocked_to_bias(blocked, query.dtype), False  # (..., L, S)
+        causal_part = causal_bias(query.shape[-2], key.shape[-2], query.dtype, query.device)
+        bias, causal = bias + causal_part, False  # (..., L, S)
     out = F.scaled_dot_product_attention(
         query, key, value, attn_mask=bias, dropout_p=dropout_p, is_causal=causal
     )  # (..., L, d_v)

@@ -33,8 +33,7 @@ from transformer._checks import (
 )
 from transformer.v1_basic_attention import (
     attend,
-    blocked_to_bias,
-    causal_mask,
+    causal_bias,
     merge_heads,
     split_heads,
 )
@@ -190,9 +189,8 @@ class MultiHeadAttention(nn.Module):
             extra_keys += 1
         if extra_keys:  # the extra keys are never blocked, not even by the causal mask
             if causal:
-                blocked = ~causal_mask(src_len, q.device)[:tgt_len]  # (L, S)
-                causal_bias = blocked_to_bias(blocked, q.dtype)  # (L, S)
-                bias, causal = causal_bias if bias is None else bias + causal_bias, False
+                causal_part = causal_bias(tgt_len, src_len, q.dtype, q.device)  # (L, S)
+                bias, causal = causal_part if bias is None else bias + causal_part, False
             if bias is not None:
                 bias = F.pad(bias, (0, extra_keys))  # (.., L, S')
         # 3. attend: the explicit path when weights are wanted, the fused kernel otherwise

@@ -55,8 +55,9 @@ class GPTSequenceModel(SequenceModel):
     attention maps are asked for."""
 
     def __init__(self, config: ModelConfig) -> None:
+        config = get_stage("v5").resolve(config)
         gpt = GPT(gpt_config(config))
-        super().__init__(get_stage("v5").resolve(config))
+        super().__init__(config)
         self.gpt = gpt
 
     def run(self, tokens: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor] | None]:
