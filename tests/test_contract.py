@@ -6,7 +6,7 @@ import torch
 from transformer import ModelConfig, SequenceModel, UnknownStageError, get_stage, list_stages
 
 VERSIONS = [stage.version for stage in list_stages()]
-CAUSAL_ONLY = {"v5"}  # decoder-only: a GPT has no non-causal form
+CAUSAL_ONLY = {"v5", "v7"}  # decoder-only: a GPT has no non-causal form
 
 
 def test_registry_lists_the_stages_in_order_with_ideas():
@@ -38,7 +38,7 @@ def test_model_maps_tokens_to_logits_and_returns_attention_on_request(version, c
     heads = heads_of(version)
     config = ModelConfig(vocab_size=11, d_model=16, num_heads=heads, num_layers=2, causal=causal)
     if version in CAUSAL_ONLY and not causal:
-        with pytest.raises(ValueError, match=r"causal: expected True for v5"):
+        with pytest.raises(ValueError, match=rf"causal: expected True for {version}"):
             get_stage(version).build_model(config)
         return
     torch.manual_seed(0)
@@ -111,6 +111,18 @@ def test_v1_has_no_fused_path_and_says_so(monkeypatch):
             "activation: expected 'relu' or 'gelu' for v4, got 'tanh'",
         ),
         ("v5", ModelConfig(vocab_size=5, causal=False), "causal: expected True for v5"),
+        ("v7", ModelConfig(vocab_size=5, causal=False), "causal: expected True for v7"),
+        (
+            "v7",
+            ModelConfig(vocab_size=5, options={"positions": "sinusoidal"}),
+            "positions: expected 'learned' or 'rope' for v7, got 'sinusoidal'",
+        ),
+        (
+            "v7",
+            ModelConfig(vocab_size=5, num_heads=4, options={"num_kv_heads": 3}),
+            "n_head: expected a multiple of n_kv_head=3",
+        ),
+        ("v7", ModelConfig(vocab_size=5, options={"rope_theta": 0.5}), "rope_theta: expected"),
         (
             "v5",
             ModelConfig(vocab_size=5, options={"attention_dropout": 1.5}),
@@ -152,6 +164,14 @@ def test_architecture_is_what_runs():
         ("v5", "attention_dropout", 0.3, lambda m: m.gpt.h[0].self_attn.dropout),
         ("v5", "residual_dropout", 0.2, lambda m: m.gpt.h[0].dropout1.p),
         ("v5", "embedding_dropout", 0.4, lambda m: m.gpt.drop.p),
+        ("v7", "positions", "learned", lambda m: type(m.gpt.wpe).__name__),
+        ("v7", "norm", "layernorm", lambda m: type(m.gpt.ln_f).__name__),
+        ("v7", "mlp", "gelu", lambda m: type(m.gpt.h[0].mlp).__name__),
+        ("v7", "num_kv_heads", 2, lambda m: m.gpt.h[0].self_attn.num_kv_heads),
+        ("v7", "rope_theta", 500.0, lambda m: m.gpt.h[0].self_attn.rotary.theta),
+        ("v7", "bias", True, lambda m: m.gpt.h[0].self_attn.in_proj_bias is not None),
+        ("v7", "tie_embeddings", False, lambda m: m.gpt.lm_head.weight is m.gpt.wte.weight),
+        ("v7", "attention_dropout", 0.3, lambda m: m.gpt.h[0].self_attn.dropout),
     ],
 )
 def test_stage_options_reach_the_model(version, option, value, read):
@@ -163,7 +183,7 @@ def test_stage_options_reach_the_model(version, option, value, read):
         )
     )
     assert chosen != default
-    assert chosen in (value, "LearnedPositionalEmbedding", 2 * 8)
+    assert chosen in (value, "LearnedPositionalEmbedding", 2 * 8, "LayerNorm", "GELUFeedForward")
 
 
 def test_config_round_trips_and_stage_arguments_are_checked():
@@ -207,7 +227,17 @@ def test_model_trains(version):
     assert losses[-1] < 0.8 * losses[0]
 
 
-@pytest.mark.parametrize("version", ["v2", "v3", "v4", "v5"])
+def test_v7_derives_its_key_value_heads_and_records_them():
+    """Grouped-query attention by default: half as many key/value heads, recorded as a number."""
+    v7 = get_stage("v7")
+    assert v7.architecture(ModelConfig(vocab_size=5, num_heads=4))["num_kv_heads"] == 2
+    assert v7.architecture(ModelConfig(vocab_size=5, num_heads=3, d_model=6))["num_kv_heads"] == 3
+    chosen = ModelConfig(vocab_size=5, num_heads=4, options={"num_kv_heads": 1})
+    assert v7.architecture(chosen)["num_kv_heads"] == 1
+    assert v7.build_model(chosen).gpt.h[0].self_attn.num_kv_heads == 1
+
+
+@pytest.mark.parametrize("version", ["v2", "v3", "v4", "v5", "v7"])
 def test_model_uses_config_dropout_only_in_training(version):
     config = ModelConfig(vocab_size=5, d_model=8, num_heads=2, dropout=0.5)
     model = get_stage(version).build_model(config)

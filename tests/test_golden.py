@@ -1,6 +1,6 @@
-"""Golden tests: every stage (v1-v5) is frozen. A change to its numbers fails here.
+"""Golden tests: every stage (v1-v5, v7) is frozen. A change to its numbers fails here.
 
-If the change is deliberate, regenerate with ``poetry run python -m tests.golden.cases``
+If the change is deliberate, regenerate with ``poetry run python -m tests.golden.cases vN``
 and say why in the commit.
 """
 

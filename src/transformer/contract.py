@@ -93,13 +93,16 @@ class Setting:
     """One thing a stage lets you choose: its default, and the values it takes.
 
     ``check(name, value)`` raises on a bad value; ``choices`` limits the values, and ``why``
-    says why when a value outside them is refused.
+    says why when a value outside them is refused. ``derive(resolved)``, when given, computes
+    the value left unset from the other resolved settings (v7's key/value heads from
+    ``num_heads``), so the architecture records the number that runs, not None.
     """
 
     default: Any
     check: Callable[[str, Any], Any] | None = None
     choices: tuple | None = None
     why: str = ""
+    derive: Callable[[dict[str, Any]], Any] | None = None
 
     def validate(self, name: str, value: Any, version: str) -> None:
         if self.choices is not None and value not in self.choices:
@@ -208,6 +211,10 @@ class Stage:
         for name, setting in settings.items():
             value = given.get(name)
             resolved[name] = setting.default if value is None else value
+        for name, setting in settings.items():
+            if setting.derive is not None and resolved[name] is None:
+                resolved[name] = setting.derive(resolved)
+                setting.validate(name, resolved[name], self.version)
         fields = {name: resolved.pop(name) for name in FIELDS if name in resolved}
         if "num_heads" in fields:
             check_divisible("d_model", fields["d_model"], "num_heads", fields["num_heads"])
@@ -256,6 +263,12 @@ _REGISTRY: dict[str, Stage] = {
             "transformer.v5_gpt",
             "GPT: a decoder-only stack of causal pre-norm blocks whose tied head predicts the next "
             "token; equals GPT-2.",
+        ),
+        Stage(
+            "v7",
+            "transformer.v7_modern",
+            "The modern decoder: GPT with RoPE, RMSNorm, SwiGLU and grouped-query attention, "
+            "each a switch; equals Llama.",
         ),
     )
 }

@@ -1,7 +1,7 @@
 """Golden cases: a fixed seed and a fixed input for each stage, and what they produce.
 
 Regenerate the stored files only when a stage's numbers change on purpose:
-    poetry run python -m tests.golden.cases
+    poetry run python -m tests.golden.cases [v1 v2 ...]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from transformer.v2_multihead import MultiHeadAttention
 from transformer.v3_positional import PositionalModel, sinusoidal_encoding
 from transformer.v4_block import TransformerBlock, TransformerModel
 from transformer.v5_gpt import GPT, GPTConfig
+from transformer.v7_modern import ModernConfig, ModernGPT
 
 GOLDEN_DIR = Path(__file__).parent
 SEED = 1234
@@ -126,7 +127,30 @@ def golden_v5() -> dict[str, Tensor]:
     return _prefixed("gpt", values) | _model_case("v5")
 
 
-GOLDEN = {"v1": golden_v1, "v2": golden_v2, "v3": golden_v3, "v4": golden_v4, "v5": golden_v5}
+def golden_v7() -> dict[str, Tensor]:
+    """A Llama-shaped model (grouped-query, untied) past its n_positions, and the contract."""
+    torch.manual_seed(SEED)
+    config = ModernConfig.llama(
+        vocab_size=12, n_positions=8, n_embd=16, n_layer=2, n_head=4, n_kv_head=2,
+        tie_word_embeddings=False, rope_theta=500.0,
+    )  # fmt: skip
+    model = ModernGPT(config).eval()
+    tokens = torch.randint(0, 12, (2, 11))  # longer than n_positions: RoPE has no limit
+    logits, maps = model.forward_with_attention(tokens)
+    values = {"tokens": tokens, "logits": logits, "greedy": model.generate(tokens[:, :3], 7, 0)}
+    values |= {f"attention{i}": w for i, w in enumerate(maps)}
+    values |= {f"param.{k}": v for k, v in model.state_dict().items()}
+    return _prefixed("modern", values) | _model_case("v7")
+
+
+GOLDEN = {
+    "v1": golden_v1,
+    "v2": golden_v2,
+    "v3": golden_v3,
+    "v4": golden_v4,
+    "v5": golden_v5,
+    "v7": golden_v7,
+}
 
 
 def path(version: str) -> Path:
@@ -134,6 +158,8 @@ def path(version: str) -> Path:
 
 
 if __name__ == "__main__":
-    for version, make in GOLDEN.items():
-        torch.save(make(), path(version))
+    import sys
+
+    for version in sys.argv[1:] or GOLDEN:  # the versions named, or every stage
+        torch.save(GOLDEN[version](), path(version))
         print(f"wrote {path(version)}")

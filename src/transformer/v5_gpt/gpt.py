@@ -11,7 +11,7 @@ from transformer._checks import check_seq_len, check_token_ids
 from transformer.v3_positional import LearnedPositionalEmbedding
 from transformer.v5_gpt.block import gpt_block
 from transformer.v5_gpt.config import GPTConfig
-from transformer.v5_gpt.sampling import check_sampling, generate_tokens
+from transformer.v5_gpt.sampling import generate_from
 
 INIT_STD = 0.02  # GPT-2's initializer_range
 
@@ -105,16 +105,7 @@ class GPT(nn.Module):
         in training mode, so call ``.eval()`` first. No key/value cache: each step recomputes
         the whole context, which is simple and, for short texts, fast enough.
         """
-        check_token_ids("idx", idx, self.config.vocab_size)
-        check_sampling(max_new_tokens, temperature, top_k)
-
-        def last_logits(context: Tensor) -> Tensor:  # (B, <= n_positions) -> (B, V)
-            return self.lm_head(self.hidden_states(context)[:, -1])
-
-        window = self.config.n_positions
-        return generate_tokens(
-            last_logits, idx, window, max_new_tokens, temperature, top_k, generator
-        )
+        return generate_from(self, idx, max_new_tokens, temperature, top_k, generator)
 
     def num_parameters(self) -> int:
         """How many numbers the model learns; the tied head is counted once."""

@@ -1,0 +1,92 @@
+"""v7's sequence model: the stage contract's view of a ``ModernGPT``.
+
+Through the contract v7 defaults to Llama's settings (RoPE, RMSNorm, SwiGLU, half as many
+key/value heads as query heads, no biases); each switch is an option, so
+``--option positions=learned`` or ``--option num_kv_heads=4`` turns one back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from transformer._checks import check_bool, check_number, check_positive_int
+from transformer.contract import ModelConfig, SequenceModel, Setting, get_stage
+from transformer.v5_gpt import SETTINGS as V5_SETTINGS
+from transformer.v7_modern.config import MLPS, NORMS, POSITIONS, ModernConfig
+from transformer.v7_modern.model import ModernGPT
+
+
+def half_the_heads(resolved: dict[str, Any]) -> int:
+    """Grouped-query attention's default: num_heads / 2 key/value heads (1 head: 1)."""
+    heads = resolved["num_heads"]
+    return heads // 2 if heads % 2 == 0 else heads
+
+
+def optional_positive_int(name: str, value: Any) -> None:
+    if value is not None:
+        check_positive_int(name, value)
+
+
+SETTINGS = V5_SETTINGS | {
+    # NEW in v7: the four switches, at Llama's settings; v5's are in the choices
+    "positions": Setting("rope", choices=POSITIONS),
+    "rope_theta": Setting(10000.0, lambda name, value: check_number(name, value, 1.0)),
+    "norm": Setting("rmsnorm", choices=NORMS),
+    "mlp": Setting("swiglu", choices=MLPS),
+    "num_kv_heads": Setting(None, optional_positive_int, derive=half_the_heads),
+    "bias": Setting(False, check_bool),
+    "tie_embeddings": Setting(True, check_bool),
+}
+
+
+def modern_config(config: ModelConfig) -> ModernConfig:
+    """A resolved v7 ModelConfig -> ModernConfig; each unset dropout takes ``config.dropout``."""
+    config = get_stage("v7").resolve(config)
+    options = config.options
+
+    def rate(option: str) -> float:
+        return config.dropout if options[option] is None else options[option]
+
+    return ModernConfig(
+        vocab_size=config.vocab_size,
+        n_positions=config.max_len,
+        n_embd=config.d_model,
+        n_layer=config.num_layers,
+        n_head=config.num_heads,
+        embd_pdrop=rate("embedding_dropout"),
+        attn_pdrop=rate("attention_dropout"),
+        resid_pdrop=rate("residual_dropout"),
+        positions=options["positions"],
+        rope_theta=float(options["rope_theta"]),
+        norm=options["norm"],
+        mlp=options["mlp"],
+        n_kv_head=options["num_kv_heads"],
+        bias=options["bias"],
+        tie_word_embeddings=options["tie_embeddings"],
+    )
+
+
+class ModernSequenceModel(SequenceModel):
+    """A ``ModernGPT`` behind the stage contract. With RoPE, ``max_len`` is the training
+    context and longer inputs run; with learned positions it is a limit."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        config = get_stage("v7").resolve(config)
+        gpt = ModernGPT(modern_config(config))
+        super().__init__(config)
+        self.gpt = gpt
+
+    def check_tokens(self, tokens: Tensor) -> None:
+        self.gpt.check_input(tokens, "tokens")
+
+    def run(self, tokens: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor] | None]:
+        if need_weights:
+            return self.gpt.forward_with_attention(tokens)  # (B, T, V), L x (B, H, T, T)
+        return self.gpt(tokens), None  # (B, T, V)
+
+
+def build_sequence_model(config: ModelConfig) -> SequenceModel:
+    """The stage contract's entry point for v7."""
+    return ModernSequenceModel(config)
