@@ -40,8 +40,9 @@ def reduction(generator: torch.Generator) -> dict:
     worst = 0.0
     for _ in range(CONFIGS):
         s = random_sizes(generator)
-        gpt = GPT(GPTConfig(vocab_size=s["vocab"], n_positions=12, n_embd=s["heads"] * s["head_dim"],
-                            n_layer=s["layers"], n_head=s["heads"])).eval()  # fmt: skip
+        width = s["heads"] * s["head_dim"]
+        config = GPTConfig(s["vocab"], 12, width, n_layer=s["layers"], n_head=s["heads"])
+        gpt = GPT(config).eval()
         tokens = torch.randint(0, s["vocab"], (3, s["seq"]), generator=generator)
         worst = max(worst, (from_gpt(gpt).eval()(tokens) - gpt(tokens)).abs().max().item())
     return {"configs": CONFIGS, "max_abs_logit_difference": worst}
@@ -56,11 +57,17 @@ def llama(generator: torch.Generator) -> dict:
         s = random_sizes(generator)
         kv_heads = (s["heads"], max(1, s["heads"] // 2), 1)[index % 3]
         config = LlamaConfig(
-            vocab_size=s["vocab"], hidden_size=s["heads"] * s["head_dim"],
-            intermediate_size=3 * s["head_dim"] + 1, num_hidden_layers=s["layers"],
-            num_attention_heads=s["heads"], num_key_value_heads=kv_heads,
-            max_position_embeddings=32, rope_theta=(10000.0, 500.0, 1e6)[index % 3],
-            tie_word_embeddings=index % 2 == 0, bos_token_id=None, eos_token_id=None,
+            vocab_size=s["vocab"],
+            hidden_size=s["heads"] * s["head_dim"],
+            intermediate_size=3 * s["head_dim"] + 1,
+            num_hidden_layers=s["layers"],
+            num_attention_heads=s["heads"],
+            num_key_value_heads=kv_heads,
+            max_position_embeddings=32,
+            rope_theta=(10000.0, 500.0, 1e6)[index % 3],
+            tie_word_embeddings=index % 2 == 0,
+            bos_token_id=None,
+            eos_token_id=None,
         )  # fmt: skip  (no end-of-sequence token: generate never stops early)
         reference = LlamaForCausalLM(config).eval()
         ours = from_hf_state_dict(reference.state_dict(), config_from_hf(config.to_dict())).eval()

@@ -102,7 +102,10 @@ def test_default_output_directory_is_results_experiment(tmp_path):
 
 
 BAD_FLAGS = [
-    (["--version", "v9"], "--version: unknown stage 'v9'; known stages: v1, v2, v3, v4, v5, v7, all"),
+    (
+        ["--version", "v9"],
+        "--version: unknown stage 'v9'; known stages: v1, v2, v3, v4, v5, v7, all",
+    ),
     (["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
     (["--steps", "-5"], "argument --steps: expected a positive integer, got -5"),
     (["--device", "tpu"], "--device: expected auto, cpu or cuda, got 'tpu'"),

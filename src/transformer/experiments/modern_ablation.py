@@ -34,9 +34,7 @@ LN2 = math.log(2)
 SIZE = {"d_model": 64, "num_heads": 4, "num_layers": 2}
 BLOCK = 64  # the training context T
 LENGTH_FACTOR = 4  # evaluated on windows of LENGTH_FACTOR · T
-TRAINING = TrainConfig(
-    steps=600, batch_size=32, warmup_steps=50, eval_interval=600, eval_batches=2
-)
+TRAINING = TrainConfig(steps=600, batch_size=32, warmup_steps=50, eval_interval=600, eval_batches=2)
 CORPUS = CorpusConfig(train_bytes=1_000_000, val_bytes=100_000)
 TIMED_STEPS = 12  # training steps timed per variant, after 3 untimed ones; the median counts
 QUICK_SIZE = {"d_model": 32, "num_heads": 4, "num_layers": 1}
@@ -70,8 +68,13 @@ def variants(num_heads: int) -> list[Variant]:
         Variant(
             "all four",
             "v7",
-            {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "num_kv_heads": gqa,
-             "bias": True},
+            {
+                "positions": "rope",
+                "norm": "rmsnorm",
+                "mlp": "swiglu",
+                "num_kv_heads": gqa,
+                "bias": True,
+            },
             "the four switches, GPT-2's biases kept",
         ),  # fmt: skip
         Variant("v7", "v7", {"num_kv_heads": gqa}, "the four switches and no biases (Llama)"),
@@ -184,7 +187,6 @@ def train_variant(
         "length": length_generalisation(model, corpus.val, block, training.batch_size),
     }
     return record, model
-
 
 
 def spread(values: list[float]) -> dict:

@@ -76,8 +76,9 @@ def length_figure(results: dict):
     axis.set_ylabel("loss (bits per character)")
     axis.set_yscale("log")
     learned = [n for n, v in results["variants"].items() if not v["length"]["runs_past_context"]]
-    axis.set_title(f"RoPE past the training context (learned positions cannot: {', '.join(learned)})",
-                   fontsize=9)  # fmt: skip
+    cannot = ", ".join(learned)
+    title = f"RoPE past the training context (learned positions cannot: {cannot})"
+    axis.set_title(title, fontsize=9)
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
