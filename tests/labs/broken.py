@@ -2,8 +2,9 @@
 
 Each one makes one common mistake, and tests/labs/test_lab_checks.py asserts that the lab
 checks reject it with a message that names that mistake (``attention_correct``,
-``LearnerMultiHead``, ``encoding_correct``, ``LearnerPositions`` and ``LearnerBlock`` make
-none: they must pass). They are written out plainly rather than built from
+``LearnerMultiHead``, ``encoding_correct``, ``LearnerPositions``, ``LearnerBlock``,
+``freqs_correct``, ``rotate_correct``, ``rope_correct``, ``rope_complex_half_split`` and
+``LearnerRMSNorm`` make none: they must pass). They are written out plainly rather than built from
 ``transformer_teaching.labs.mistakes``, so the checks are tested against independent code.
 """
 
@@ -527,3 +528,210 @@ class BlockWithOwnNames(LearnerBlock):
 
     def norms(self):
         return self.ln1, self.ln2
+
+
+# ---- lab 07: rope_frequencies, rotate_half, rope(x, theta) and RMSNorm ----
+
+
+def freqs_correct(head_dim, theta=10000.0):
+    """Not broken: Hugging Face's inv_freq, for the checks to pass."""
+    return 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
+
+
+def freqs_exponent_i(head_dim, theta=10000.0):
+    return theta ** (-torch.arange(head_dim // 2) / head_dim)
+
+
+def freqs_growing(head_dim, theta=10000.0):
+    return theta ** (torch.arange(0, head_dim, 2).float() / head_dim)
+
+
+def freqs_not_divided(head_dim, theta=10000.0):
+    return torch.tensor([theta ** (-2.0 * i) for i in range(head_dim // 2)])
+
+
+def freqs_ignore_theta(head_dim, theta=10000.0):
+    return freqs_correct(head_dim)
+
+
+def freqs_one_per_feature(head_dim, theta=10000.0):
+    return 1.0 / (theta ** (torch.arange(head_dim).float() / head_dim))
+
+
+def rotate_correct(x):
+    """Not broken: slicing the halves, for the checks to pass."""
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rotate_interleaved(x):
+    """The RoFormer pairing (2i, 2i+1), written the way Meta-style code does it."""
+    pairs = x.reshape(*x.shape[:-1], -1, 2)  # (..., D/2, 2)
+    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).reshape(x.shape)
+
+
+def rotate_wrong_way(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x2, -x1), dim=-1)
+
+
+def rotate_without_minus(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x2, x1), dim=-1)
+
+
+def _rope(x, theta, *, freqs=freqs_correct, rotate=rotate_correct, start=0, repeat="cat"):
+    seq_len, head_dim = x.shape[-2], x.shape[-1]
+    positions = torch.arange(start, start + seq_len).float()
+    angles = torch.outer(positions, freqs(head_dim, theta))  # (T, D/2)
+    if repeat == "cat":
+        emb = torch.cat((angles, angles), dim=-1)
+    else:
+        emb = angles.repeat_interleave(2, dim=-1)
+    return x * emb.cos() + rotate(x) * emb.sin()
+
+
+def rope_correct(x, theta=10000.0):
+    """Not broken: Hugging Face's cos/sin tables, for the checks to pass."""
+    return _rope(x, theta)
+
+
+def rope_complex_half_split(x, theta=10000.0):
+    """Not broken: the halves as the real and imaginary parts of D/2 complex numbers."""
+    seq_len, head_dim = x.shape[-2:]
+    angles = torch.outer(torch.arange(seq_len).float(), freqs_correct(head_dim, theta))
+    half = head_dim // 2
+    z = torch.complex(x[..., :half], x[..., half:]) * torch.polar(torch.ones_like(angles), angles)
+    return torch.cat((z.real, z.imag), dim=-1)
+
+
+def rope_interleaved(x, theta=10000.0):
+    """Meta's original Llama code: consecutive features as complex numbers."""
+    seq_len, head_dim = x.shape[-2:]
+    angles = torch.outer(torch.arange(seq_len).float(), freqs_correct(head_dim, theta))
+    z = torch.view_as_complex(x.float().reshape(*x.shape[:-1], head_dim // 2, 2).contiguous())
+    rotated = z * torch.polar(torch.ones_like(angles), angles)  # (..., T, D/2)
+    return torch.view_as_real(rotated).flatten(-2)
+
+
+def rope_interleaved_turn(x, theta=10000.0):
+    return _rope(x, theta, rotate=rotate_interleaved)
+
+
+def rope_interleaved_table(x, theta=10000.0):
+    return _rope(x, theta, repeat="interleave")
+
+
+def rope_positions_from_1(x, theta=10000.0):
+    return _rope(x, theta, start=1)
+
+
+def rope_exponent_i(x, theta=10000.0):
+    return _rope(x, theta, freqs=freqs_exponent_i)
+
+
+def rope_growing_frequencies(x, theta=10000.0):
+    return _rope(x, theta, freqs=freqs_growing)
+
+
+def rope_wrong_way(x, theta=10000.0):
+    return _rope(x, theta, rotate=rotate_wrong_way)
+
+
+def rope_ignores_theta(x, theta=10000.0):
+    return _rope(x, 10000.0)
+
+
+def rope_angles_not_repeated(x, theta=10000.0):
+    seq_len, head_dim = x.shape[-2:]
+    angles = torch.outer(torch.arange(seq_len).float(), freqs_correct(head_dim, theta))
+    return x * angles.cos() + rotate_correct(x) * angles.sin()
+
+
+def rope_in_float64(x, theta=10000.0):
+    return _rope(x.double(), theta)
+
+
+class LearnerRMSNorm(nn.Module):
+    """A learner's correct RMSNorm; the subclasses below break one thing."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def mean_square(self, x):
+        return x.pow(2).mean(-1, keepdim=True)
+
+    def forward(self, x):
+        return x * torch.rsqrt(self.mean_square(x) + self.eps) * self.weight
+
+
+class RMSNormEpsOutside(LearnerRMSNorm):
+    def forward(self, x):
+        return x / (torch.sqrt(self.mean_square(x)) + self.eps) * self.weight
+
+
+class RMSNormAsLayerNorm(LearnerRMSNorm):
+    def forward(self, x):
+        centred = x - x.mean(-1, keepdim=True)
+        return centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class RMSNormSubtractsMean(LearnerRMSNorm):
+    def forward(self, x):
+        centred = x - x.mean(-1, keepdim=True)
+        return centred * torch.rsqrt(self.mean_square(x) + self.eps) * self.weight
+
+
+class RMSNormRootOfSum(LearnerRMSNorm):
+    def mean_square(self, x):
+        return (x * x).sum(dim=-1, keepdim=True)
+
+
+class RMSNormWholeTensorMean(LearnerRMSNorm):
+    def mean_square(self, x):
+        return x.pow(2).mean()
+
+
+class RMSNormWithoutWeight(LearnerRMSNorm):
+    def forward(self, x):
+        return x * torch.rsqrt(self.mean_square(x) + self.eps)
+
+
+class RMSNormIgnoresEps(LearnerRMSNorm):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__(dim)
+
+
+class RMSNormWithBias(LearnerRMSNorm):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__(dim, eps)
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        return super().forward(x) + self.bias
+
+
+class RMSNormWeightAsTensor(LearnerRMSNorm):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__(dim, eps)
+        del self.weight
+        self.weight = torch.ones(dim)
+
+
+class RMSNormRandomWeight(LearnerRMSNorm):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__(dim, eps)
+        self.weight = nn.Parameter(torch.randn(dim))
+
+
+class RMSNormWithoutKeepdim(LearnerRMSNorm):
+    def mean_square(self, x):
+        return x.pow(2).mean(-1)
+
+
+class RMSNormInPlace(LearnerRMSNorm):
+    def forward(self, x):
+        x *= torch.rsqrt(self.mean_square(x) + self.eps)
+        return x * self.weight

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import torch
 
 from tests.labs import broken
 from transformer.v1_basic_attention import (
@@ -11,6 +14,7 @@ from transformer.v1_basic_attention import (
 )
 from transformer.v3_positional import SinusoidalPositionalEncoding
 from transformer.v4_block import TransformerBlock
+from transformer.v7_modern import RMSNorm
 from transformer_teaching.labs import (
     LabCheckFailure,
     lab01,
@@ -19,6 +23,7 @@ from transformer_teaching.labs import (
     lab04,
     lab05,
     lab06,
+    lab07,
     solutions,
 )
 
@@ -48,6 +53,9 @@ SOLVED = [
     pytest.param(lab06.check_feed_forward, TransformerBlock, id="lab06-feed-forward"),
     pytest.param(lab06.check_post_norm, TransformerBlock, id="lab06-post-norm"),
     pytest.param(lab06.check_pre_norm, TransformerBlock, id="lab06-pre-norm"),
+    pytest.param(lab07.check_rope, solutions.rope, id="lab07-rope"),
+    pytest.param(lab07.check_rmsnorm, RMSNorm, id="lab07-rmsnorm"),
+    pytest.param(lab07.check_rmsnorm, torch.nn.RMSNorm, id="lab07-torch-rmsnorm"),
     # learner-style code: a plain torch.softmax, -inf masking, .view and .reshape; a float32
     # exp/log table; a block written out with its own helpers
     pytest.param(lab01.check_attention, broken.attention_correct, id="lab01-learner-style"),
@@ -63,6 +71,11 @@ SOLVED = [
     pytest.param(lab06.check_feed_forward, broken.LearnerBlock, id="lab06-learner-feed-forward"),
     pytest.param(lab06.check_post_norm, broken.LearnerBlock, id="lab06-learner-post-norm"),
     pytest.param(lab06.check_pre_norm, broken.LearnerBlock, id="lab06-learner-pre-norm"),
+    pytest.param(lab07.check_rope_frequencies, broken.freqs_correct, id="lab07-learner-freqs"),
+    pytest.param(lab07.check_rotate_half, broken.rotate_correct, id="lab07-learner-rotate"),
+    pytest.param(lab07.check_rope, broken.rope_correct, id="lab07-learner-rope"),
+    pytest.param(lab07.check_rope, broken.rope_complex_half_split, id="lab07-learner-complex"),
+    pytest.param(lab07.check_rmsnorm, broken.LearnerRMSNorm, id="lab07-learner-rmsnorm"),
 ]
 
 
@@ -206,6 +219,36 @@ BROKEN = [
     (lab06.check_post_norm, broken.BlockAlwaysSeqFirst, "self_attn reads the wrong layout", 1),
     (lab06.check_post_norm, broken.BlockInPlaceResidual, "changed its input src in place", 0),
     (lab06.check_pre_norm, broken.BlockWithOwnNames, "missing ['norm1.weight'", 0),
+    (lab07.check_rope_frequencies, broken.freqs_exponent_i, "the frequencies are θ^(-i/D)", 1),
+    (lab07.check_rope_frequencies, broken.freqs_growing, "the frequencies grow, θ^(+2i/D)", 1),
+    (lab07.check_rope_frequencies, broken.freqs_not_divided, "not divided by head_dim", 1),
+    (lab07.check_rope_frequencies, broken.freqs_ignore_theta, "here 500000), not always", 1),
+    (lab07.check_rope_frequencies, broken.freqs_one_per_feature, "one frequency per pair", 0),
+    (lab07.check_rotate_half, broken.rotate_interleaved, "pairs feature 2i with 2i+1", 1),
+    (lab07.check_rotate_half, broken.rotate_wrong_way, "the turn goes the wrong way", 1),
+    (lab07.check_rotate_half, broken.rotate_without_minus, "the minus sign is missing", 1),
+    (lab07.check_rope, broken.rope_interleaved, "the pairing is interleaved", 1),
+    (lab07.check_rope, broken.rope_interleaved_turn, "rotate_half turns the interleaved", 1),
+    (lab07.check_rope, broken.rope_interleaved_table, "the angle table is interleaved", 1),
+    (lab07.check_rope, broken.rope_positions_from_1, "positions start at 1", 1),
+    (lab07.check_rope, broken.rope_exponent_i, "the frequencies are θ^(-i/D)", 1),
+    (lab07.check_rope, broken.rope_growing_frequencies, "the frequencies grow", 1),
+    (lab07.check_rope, broken.rope_wrong_way, "the rotation goes the wrong way", 1),
+    (lab07.check_rope, broken.rope_ignores_theta, "the theta argument is ignored", 1),
+    (lab07.check_rope, broken.rope_angles_not_repeated, "torch.cat([angles, angles]", 0),
+    (lab07.check_rope, broken.rope_in_float64, "expected dtype torch.float32 like x", 0),
+    (lab07.check_rmsnorm, broken.RMSNormEpsOutside, "ε is added outside the square root", 1),
+    (lab07.check_rmsnorm, broken.RMSNormAsLayerNorm, "this is LayerNorm", 1),
+    (lab07.check_rmsnorm, broken.RMSNormSubtractsMean, "the mean is subtracted from x", 1),
+    (lab07.check_rmsnorm, broken.RMSNormRootOfSum, "the root of the sum of squares", 1),
+    (lab07.check_rmsnorm, broken.RMSNormWholeTensorMean, "over the whole tensor", 1),
+    (lab07.check_rmsnorm, broken.RMSNormWithoutWeight, "the weight is not applied", 1),
+    (lab07.check_rmsnorm, broken.RMSNormIgnoresEps, "the eps argument is ignored", 1),
+    (lab07.check_rmsnorm, broken.RMSNormWithBias, "RMSNorm has no bias", 0),
+    (lab07.check_rmsnorm, broken.RMSNormWeightAsTensor, "a trainable gain, got Tensor", 0),
+    (lab07.check_rmsnorm, broken.RMSNormRandomWeight, "expected to start at 1", 0),
+    (lab07.check_rmsnorm, broken.RMSNormWithoutKeepdim, "keepdim=True", 0),
+    (lab07.check_rmsnorm, broken.RMSNormInPlace, "changed its input x in place", 0),
 ]
 
 
@@ -242,3 +285,21 @@ def test_a_crash_in_the_learners_code_names_the_function_and_inputs():
     with pytest.raises(LabCheckFailure, match=r"attention\(\) raised RuntimeError") as failure:
         lab01.check_attention(crashes)
     assert "inputs: query (2, 4, 8) float32" in str(failure.value)
+
+
+def test_lab07_a_mistake_no_check_knows_still_gives_the_error_and_where():
+    def rope_off_by_a_little(x, theta=10000.0):
+        out = broken.rope_correct(x, theta)
+        out[..., -1, -1] += 0.5  # (..., T, D): the last feature of the last position is off
+        return out
+
+    class RMSNormTwiceTheGain(broken.LearnerRMSNorm):
+        def forward(self, x):
+            return super().forward(x) * self.weight
+
+    with pytest.raises(LabCheckFailure, match=r"rope\(\): differs from the correct") as failure:
+        lab07.check_rope(rope_off_by_a_little)
+    assert re.search(r"max abs error 0\.5 at index \(\d, 0, 4, 7\)", str(failure.value))
+    with pytest.raises(LabCheckFailure, match=r"forward\(\): differs from the correct") as failure:
+        lab07.check_rmsnorm(RMSNormTwiceTheGain)
+    assert "max abs error" in str(failure.value) and "inputs: dim 8, eps 0.01" in str(failure.value)

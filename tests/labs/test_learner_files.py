@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from transformer_teaching.labs import LabCheckFailure, lab01, lab02, lab03, lab04, lab05, lab06
+from transformer_teaching.labs import (
+    LabCheckFailure,
+    lab01,
+    lab02,
+    lab03,
+    lab04,
+    lab05,
+    lab06,
+    lab07,
+)
 from transformer_teaching.labs.checks import load_learner_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +51,11 @@ LAB_FILES = {
     "lab06_transformer_block": (
         "block.py",
         "from transformer.v4_block import TransformerBlock\n",
+    ),
+    "lab07_rope_rmsnorm": (
+        "modern.py",
+        "from transformer.v7_modern import RMSNorm, rope_frequencies, rotate_half\n"
+        "from transformer_teaching.labs.solutions import rope\n",
     ),
 }
 
@@ -104,6 +118,16 @@ SKELETON_CHECKS = [
     pytest.param(
         "lab06_transformer_block", lambda m: lab06.check_pre_norm(m.TransformerBlock), id="lab06-c"
     ),
+    pytest.param(
+        "lab07_rope_rmsnorm",
+        lambda m: lab07.check_rope_frequencies(m.rope_frequencies),
+        id="lab07-a",
+    ),
+    pytest.param(
+        "lab07_rope_rmsnorm", lambda m: lab07.check_rotate_half(m.rotate_half), id="lab07-b"
+    ),
+    pytest.param("lab07_rope_rmsnorm", lambda m: lab07.check_rope(m.rope), id="lab07-c"),
+    pytest.param("lab07_rope_rmsnorm", lambda m: lab07.check_rmsnorm(m.RMSNorm), id="lab07-d"),
 ]
 
 
@@ -126,7 +150,7 @@ def test_each_lab_test_file_passes_once_its_skeleton_holds_a_solution(tmp_path):
                 if name.startswith("test_"):
                     getattr(module, name)()  # a skip (pytest.skip) would raise here
                     ran.append(f"{lab}::{name}")
-    assert len(ran) == 16, ran
+    assert len(ran) == 20, ran
 
 
 @pytest.mark.parametrize("lab", list(LAB_FILES))

@@ -8,7 +8,9 @@ safetensors are read: unlike pickled ``pytorch_model.bin`` files, loading them c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -28,9 +30,12 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
+T = TypeVar("T")
+
 
 class CheckpointFolderError(ValueError):
-    """A GPT-2 checkpoint folder with a file that cannot be read; the message names it."""
+    """A checkpoint folder (GPT-2's here, Llama's in v7) with a file that cannot be read; the
+    message names it."""
 
 
 def read_json(path: Path) -> dict:
@@ -72,7 +77,7 @@ def shard_names(directory: Path) -> list[str]:
     return shards
 
 
-def _read_weights(directory: Path) -> dict[str, Tensor]:
+def read_weights(directory: Path) -> dict[str, Tensor]:
     """Every tensor of the checkpoint, from one file or from its shards."""
     if (directory / WEIGHTS_FILE).is_file():
         return read_safetensors(directory / WEIGHTS_FILE)
@@ -88,6 +93,29 @@ def _read_weights(directory: Path) -> dict[str, Tensor]:
     )
 
 
+def config_path(directory: Path, kind: str) -> Path:
+    """``directory``'s config.json, or FileNotFoundError saying what is missing (``kind``
+    names the model in the message: "GPT-2", "Llama")."""
+    if not (directory / CONFIG_FILE).is_file():
+        what = "no such directory" if not directory.is_dir() else f"no {CONFIG_FILE} there"
+        raise FileNotFoundError(
+            f"directory: expected a {kind} checkpoint folder with {CONFIG_FILE} and "
+            f"{WEIGHTS_FILE} (as save_pretrained writes), got {str(directory)!r}: {what}"
+        )
+    return directory / CONFIG_FILE
+
+
+def read_config(path: Path, parse: Callable[[dict], T]) -> T:
+    """``parse`` of the JSON object in ``path``; its TypeError or ValueError becomes a
+    :class:`CheckpointFolderError` that names the file."""
+    try:
+        return parse(read_json(path))
+    except (TypeError, ValueError) as error:
+        if isinstance(error, CheckpointFolderError):
+            raise
+        raise CheckpointFolderError(f"{path}: {error}") from None
+
+
 def load_gpt2_checkpoint(directory: str | Path) -> GPT:
     """The GPT stored in a local GPT-2 checkpoint directory; nothing is downloaded.
 
@@ -95,20 +123,8 @@ def load_gpt2_checkpoint(directory: str | Path) -> GPT:
     :class:`CheckpointFolderError` naming it.
     """
     directory = Path(directory)
-    if not (directory / CONFIG_FILE).is_file():
-        what = "no such directory" if not directory.is_dir() else f"no {CONFIG_FILE} there"
-        raise FileNotFoundError(
-            f"directory: expected a GPT-2 checkpoint folder with {CONFIG_FILE} and {WEIGHTS_FILE} "
-            f"(as save_pretrained writes), got {str(directory)!r}: {what}"
-        )
-    config_path = directory / CONFIG_FILE
-    try:
-        config = config_from_hf(read_json(config_path))
-    except (TypeError, ValueError) as error:
-        if isinstance(error, CheckpointFolderError):
-            raise
-        raise CheckpointFolderError(f"{config_path}: {error}") from None
-    weights = _read_weights(directory)
+    config = read_config(config_path(directory, "GPT-2"), config_from_hf)
+    weights = read_weights(directory)
     try:
         return from_hf_state_dict(config, weights)
     except (TypeError, ValueError) as error:

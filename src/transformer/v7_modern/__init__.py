@@ -20,6 +20,7 @@ from transformer.v7_modern.config import MLPS, NORMS, POSITIONS, ModernConfig, s
 from transformer.v7_modern.feed_forward import GELUFeedForward, SwiGLU, make_feed_forward
 from transformer.v7_modern.model import ModernGPT
 from transformer.v7_modern.norm import RMSNorm, make_norm
+from transformer.v7_modern.pretrained import load_llama_checkpoint, save_llama_checkpoint
 from transformer.v7_modern.rope import RotaryEmbedding, apply_rope, rope_frequencies, rotate_half
 from transformer.v7_modern.sequence_model import (
     SETTINGS,
@@ -47,12 +48,14 @@ __all__ = [
     "build_sequence_model",
     "from_gpt",
     "from_v5_state_dict",
+    "load_llama_checkpoint",
     "make_feed_forward",
     "make_norm",
     "modern_config",
     "repeat_kv",
     "rope_frequencies",
     "rotate_half",
+    "save_llama_checkpoint",
     "swiglu_hidden_dim",
     "to_v5_state_dict",
 ]

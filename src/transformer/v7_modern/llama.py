@@ -80,10 +80,22 @@ def to_hf_state_dict(model: ModernGPT) -> dict[str, Tensor]:
 
 
 def from_hf_state_dict(state: Mapping[str, Tensor], config: ModernConfig) -> ModernGPT:
-    """A ``ModernGPT`` of ``config`` holding Llama weights; every key must be used and
-    every shape must fit (ValueError naming the first that does not)."""
+    """A ``ModernGPT`` of ``config`` holding Llama weights, in their dtype; every key must
+    be used, and every tensor must be floating point and of the shape ``config`` implies
+    (ValueError naming the first Llama key that is not)."""
     check_llama_shaped(config)
     state = {k: v for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES)}
+    model = ModernGPT(config)
+    expected = to_hf_state_dict(model)  # Llama's names and shapes for this config
+    for key, value in state.items():
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            got = value.dtype if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{key}: expected a floating-point tensor, got {got}")
+        if key in expected and value.shape != expected[key].shape:
+            raise ValueError(
+                f"{key}: expected shape {shape_str(expected[key].shape)} for this config, "
+                f"got {shape_str(value.shape)}"
+            )
     if config.tie_word_embeddings and "lm_head.weight" in state:
         tied = state.pop("lm_head.weight")
         if not torch.equal(tied, state.get("model.embed_tokens.weight", tied)):
@@ -91,7 +103,6 @@ def from_hf_state_dict(state: Mapping[str, Tensor], config: ModernConfig) -> Mod
                 "lm_head.weight: expected it equal to model.embed_tokens.weight "
                 "(tie_word_embeddings=True), got a different matrix"
             )
-    model = ModernGPT(config)
     ours: dict[str, Tensor] = {}
     for mine, theirs in _pairs(config):
         ours[mine] = _take(state, theirs)
@@ -109,15 +120,8 @@ def from_hf_state_dict(state: Mapping[str, Tensor], config: ModernConfig) -> Mod
     if state:
         raise ValueError(f"state: expected only Llama weights for {config.n_layer} layers, "
                          f"got extra keys {sorted(state)[:5]}")  # fmt: skip
-    expected = model.state_dict()
-    for key, value in ours.items():
-        if value.shape != expected[key].shape:
-            raise ValueError(
-                f"{key}: expected shape {shape_str(expected[key].shape)} for this config, "
-                f"got {shape_str(value.shape)}"
-            )
     model.load_state_dict(ours, strict=True)
-    return model
+    return model.to(ours["wte.weight"].dtype)
 
 
 def _take(state: dict[str, Tensor], key: str) -> Tensor:
@@ -146,8 +150,8 @@ HF_DEFAULTS: dict[str, Any] = {
 }
 
 
-def config_to_hf(config: ModernConfig) -> dict[str, Any]:
-    """Our config -> a ``config.json`` dict that ``LlamaConfig`` reads."""
+def config_to_hf(config: ModernConfig, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """Our config -> a ``config.json`` dict that ``LlamaConfig`` reads (weights in ``dtype``)."""
     check_llama_shaped(config)
     if config.embd_pdrop or config.resid_pdrop:
         raise ValueError(
@@ -174,7 +178,7 @@ def config_to_hf(config: ModernConfig) -> dict[str, Any]:
         "hidden_act": "silu",
         "attention_dropout": config.attn_pdrop,
         "pretraining_tp": 1,
-        "torch_dtype": "float32",
+        "torch_dtype": str(dtype).removeprefix("torch."),
     }
 
 
@@ -188,18 +192,25 @@ def config_from_hf(values: Mapping[str, Any]) -> ModernConfig:
         raise ValueError(f"model_type: expected 'llama', got {model_type!r}")
     v = HF_DEFAULTS | {k: values[k] for k in HF_DEFAULTS if k in values}
     theta = values.get("rope_theta", 10000.0)
-    scaling = values.get("rope_scaling")
-    parameters = values.get("rope_parameters")
-    if isinstance(parameters, Mapping):
-        theta = parameters.get("rope_theta", theta)
-        scaling = scaling or (parameters if parameters.get("rope_type", "default") != "default"
-                              else None)  # fmt: skip
-    if scaling is not None and scaling.get("rope_type", scaling.get("type")) != "default":
-        kind = scaling.get("rope_type", scaling.get("type"))
-        raise ValueError(
-            f"rope_scaling: expected none (plain RoPE), got the {kind!r} kind, which v7 does "
-            "not implement"
-        )
+    for key in ("rope_scaling", "rope_parameters"):  # the older and the newer spelling
+        rope = values.get(key)
+        if rope is None:
+            continue
+        if not isinstance(rope, Mapping):
+            raise ValueError(f"{key}: expected an object or null, got {rope!r}")
+        kind = rope.get("rope_type", rope.get("type", "default"))
+        if kind != "default":
+            raise ValueError(
+                f"{key}: expected plain RoPE (rope_type 'default'), got the {kind!r} kind, "
+                "which v7 does not implement"
+            )
+        theta = rope.get("rope_theta", theta)
+    for key in ("tie_word_embeddings", "attention_bias", "mlp_bias"):
+        if not isinstance(v[key], bool):
+            raise ValueError(f"{key}: expected true or false, got {v[key]!r}")
+    for key, number in (("rope_theta", theta), ("attention_dropout", v["attention_dropout"])):
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise ValueError(f"{key}: expected a number, got {number!r}")
     if v["hidden_act"] != "silu":
         raise ValueError(f"hidden_act: expected 'silu' (SwiGLU), got {v['hidden_act']!r}")
     if v["pretraining_tp"] != 1:
@@ -225,7 +236,7 @@ def config_from_hf(values: Mapping[str, Any]) -> ModernConfig:
         n_inner=v["intermediate_size"],
         layer_norm_epsilon=v["rms_norm_eps"],
         rope_theta=float(theta),
-        bias=bool(v["attention_bias"]),
-        tie_word_embeddings=bool(v["tie_word_embeddings"]),
+        bias=v["attention_bias"],
+        tie_word_embeddings=v["tie_word_embeddings"],
         attn_pdrop=float(v["attention_dropout"]),
     )

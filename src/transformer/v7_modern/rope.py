@@ -24,13 +24,15 @@ from torch import Tensor, nn
 from transformer._checks import check_number, check_positive_int
 
 
-def rope_frequencies(head_dim: int, theta: float = 10000.0) -> Tensor:
+def rope_frequencies(
+    head_dim: int, theta: float = 10000.0, device: torch.device | None = None
+) -> Tensor:
     """θᵢ = theta^(-2i/head_dim) for i < head_dim/2: (head_dim // 2,) float32."""
     check_positive_int("head_dim", head_dim)
     if head_dim % 2:
         raise ValueError(f"head_dim: expected an even number (RoPE rotates pairs), got {head_dim}")
     check_number("theta", theta, 1.0)
-    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim  # (D/2,)
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim
     return 1.0 / (theta**exponents)  # (D/2,)
 
 
@@ -49,17 +51,19 @@ class RotaryEmbedding(nn.Module):
     """The cos and sin tables of RoPE for any positions, computed in float32.
 
     ``forward(positions, dtype)`` maps positions (T,) -> cos, sin (T, head_dim), each angle
-    repeated for both features of its pair (half-split layout). There are no parameters;
-    ``inv_freq`` is a non-persistent buffer, so state dicts do not carry it.
+    repeated for both features of its pair (half-split layout). There are no parameters and
+    no buffers: the frequencies are made in float32 on each call (head_dim/2 numbers), so
+    ``model.to(torch.bfloat16)`` cannot round them.
     """
 
     def __init__(self, head_dim: int, theta: float = 10000.0) -> None:
         super().__init__()
+        rope_frequencies(head_dim, theta)  # checks the arguments
         self.head_dim = head_dim
         self.theta = float(theta)
-        self.register_buffer("inv_freq", rope_frequencies(head_dim, theta), persistent=False)
 
     def forward(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        angles = positions.float()[:, None] * self.inv_freq.float()[None, :]  # (T, D/2)
+        inv_freq = rope_frequencies(self.head_dim, self.theta, positions.device)  # (D/2,)
+        angles = positions.float()[:, None] * inv_freq[None, :]  # (T, D/2)
         angles = torch.cat([angles, angles], dim=-1)  # (T, D): pair i at i and i + D/2
         return angles.cos().to(dtype), angles.sin().to(dtype)  # (T, D) each

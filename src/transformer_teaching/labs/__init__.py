@@ -14,9 +14,13 @@ absolute error and where it occurs:
   the sinusoidal table, adding it to embeddings, and a model that learns order with it.
 * ``lab06.check_feed_forward``, ``check_post_norm``, ``check_pre_norm``: the transformer
   block against ``torch.nn.TransformerEncoderLayer``.
+* ``lab07.check_rope_frequencies``, ``check_rotate_half``, ``check_rope``, ``check_rmsnorm``:
+  rotary position embeddings (half-split pairing) and RMSNorm against
+  ``transformer.v7_modern`` and ``torch.nn.RMSNorm``.
 
 Solutions: labs 01 and 03 are ``transformer.v1_basic_attention``, lab 05 is
-``transformer.v3_positional`` and lab 06 ``transformer.v4_block``; labs 02 and 04 are
+``transformer.v3_positional``, lab 06 ``transformer.v4_block`` and lab 07
+``transformer.v7_modern`` (its ``rope`` is ``solutions.rope``); labs 02 and 04 are
 ``transformer_teaching.labs.solutions``.
 """
 

@@ -2,8 +2,10 @@
 
 ``attention_variant`` is v1's attention with one thing done wrong; ``multihead_variant`` is
 v1's multi-head attention with one step done wrong; ``sinusoidal_variant`` is v3's sinusoidal
-table and ``block_variant`` v4's transformer block, each with one thing done wrong. With no
-keyword they give the correct result. Fully blocked rows get zero weights (v1's
+table and ``block_variant`` v4's transformer block, each with one thing done wrong;
+``frequencies_variant``, ``rotate_variant``, ``rope_variant`` and ``rmsnorm_variant`` are
+v7's rotary embedding and RMSNorm, written out in float64, each with one thing done wrong.
+With no keyword they give the correct result. Fully blocked rows get zero weights (v1's
 ``softmax_over_keys``).
 """
 
@@ -220,3 +222,102 @@ def block_variant(
         else:
             x = norm(x * keep + sublayer(x))
     return x  # src's shape
+
+
+def frequencies_variant(
+    head_dim: int, theta: float = 10000.0, *, exponent: str = "-2i/D"
+) -> Tensor:
+    """v7's RoPE frequencies θᵢ (head_dim // 2,) in float64, optionally wrong in one way.
+
+    exponent: "-i/D" uses the pair index i where θ^(-2i/D) has 2i, "+2i/D" grows instead of
+    shrinking (θ^(2i/D)), "-2i" forgets the /head_dim.
+    """
+    i = torch.arange(head_dim // 2, dtype=torch.float64)  # (D/2,) the pair index
+    power = {
+        "-2i/D": -2 * i / head_dim,
+        "-i/D": -i / head_dim,
+        "+2i/D": 2 * i / head_dim,
+        "-2i": -2 * i,
+    }[exponent]  # (D/2,)
+    return theta**power  # (D/2,)
+
+
+def rotate_variant(x: Tensor, *, pairing: str = "half-split", sign: int = 1) -> Tensor:
+    """v7's ``rotate_half``, x (..., D) -> (..., D), optionally wrong in one way.
+
+    pairing="interleaved" turns the pairs (2i, 2i+1) instead of (i, i + D/2). sign=-1 turns
+    the other way, (x₁, x₂) -> (x₂, -x₁); sign=0 forgets the minus, (x₁, x₂) -> (x₂, x₁).
+    """
+    if pairing == "interleaved":
+        first, second = x[..., 0::2], x[..., 1::2]  # (..., D/2) each: the pairs' two features
+    else:
+        first, second = x.chunk(2, dim=-1)  # (..., D/2) each: the two halves
+    new_first, new_second = {1: (-second, first), -1: (second, -first), 0: (second, first)}[sign]
+    if pairing == "interleaved":
+        return torch.stack([new_first, new_second], dim=-1).flatten(-2)  # (..., D)
+    return torch.cat([new_first, new_second], dim=-1)  # (..., D)
+
+
+def rope_variant(
+    x: Tensor,
+    theta: float = 10000.0,
+    *,
+    pairing: str = "half-split",
+    table: str | None = None,
+    first_position: int = 0,
+    exponent: str = "-2i/D",
+    sign: int = 1,
+) -> Tensor:
+    """x (..., T, D) rotated by RoPE at positions 0..T-1 (computed in float64, returned in
+    x's dtype), optionally wrong in one way.
+
+    pairing: which features ``rotate_variant`` turns together. table: the layout of the
+    angles, "half-split" (angle i at features i and i + D/2) or "interleaved" (at 2i and
+    2i+1); by default the pairing's. first_position=1 numbers the positions from 1.
+    exponent and sign go to ``frequencies_variant`` and ``rotate_variant``.
+    """
+    seq_len, head_dim = x.shape[-2:]
+    freqs = frequencies_variant(head_dim, theta, exponent=exponent)  # (D/2,)
+    positions = torch.arange(seq_len, dtype=torch.float64) + first_position  # (T,)
+    angles = positions[:, None] * freqs[None, :]  # (T, D/2)
+    if (table or pairing) == "interleaved":
+        angles = angles.repeat_interleave(2, dim=-1)  # (T, D): θ₀ θ₀ θ₁ θ₁ ...
+    else:
+        angles = torch.cat([angles, angles], dim=-1)  # (T, D): θ₀ θ₁ ... θ₀ θ₁ ...
+    x64 = x.double()  # (..., T, D)
+    turned = rotate_variant(x64, pairing=pairing, sign=sign)  # (..., T, D)
+    return (x64 * angles.cos() + turned * angles.sin()).to(x.dtype)  # (..., T, D)
+
+
+def rmsnorm_variant(
+    x: Tensor,
+    weight: Tensor,
+    eps: float,
+    *,
+    eps_outside: bool = False,
+    centre: str | None = None,
+    reduce: str = "mean",
+    use_weight: bool = True,
+) -> Tensor:
+    """x / √(mean(x², dim=-1) + eps) · weight (computed in float64, returned in x's dtype),
+    optionally wrong in one way.
+
+    eps_outside: divide by √mean(x²) + eps. centre="layernorm" subtracts the mean and uses
+    the variance (LayerNorm without a bias); centre="numerator" subtracts the mean from x
+    only. reduce="sum" sums the squares instead of averaging them, "all" averages over the
+    whole tensor. use_weight=False leaves out the gain.
+    """
+    x64 = x.double()  # (..., dim)
+    centred = x64 - x64.mean(dim=-1, keepdim=True) if centre else x64  # (..., dim)
+    squares = (centred if centre == "layernorm" else x64).pow(2)  # (..., dim)
+    if reduce == "all":
+        mean_square = squares.mean()  # ()
+    elif reduce == "sum":
+        mean_square = squares.sum(dim=-1, keepdim=True)  # (..., 1)
+    else:
+        mean_square = squares.mean(dim=-1, keepdim=True)  # (..., 1)
+    scale = mean_square.sqrt() + eps if eps_outside else (mean_square + eps).sqrt()
+    out = centred / scale  # (..., dim)
+    if use_weight:
+        out = out * weight.double()  # (..., dim)
+    return out.to(x.dtype)  # (..., dim)

@@ -1,9 +1,12 @@
-"""Solutions to the labs that have no stage module of their own: lab 02 and lab 04.
+"""Solutions to the labs that have no stage module of their own: lab 02, lab 04, and lab 07's
+``rope``.
 
 The other labs are solved by the stages themselves: labs 01 and 03 by
 ``transformer.v1_basic_attention``'s ``attention``, ``split_heads``, ``merge_heads`` and
 ``MultiHeadAttention``; lab 05 by ``transformer.v3_positional``'s ``sinusoidal_encoding`` and
-``SinusoidalPositionalEncoding``; lab 06 by ``transformer.v4_block.TransformerBlock``.
+``SinusoidalPositionalEncoding``; lab 06 by ``transformer.v4_block.TransformerBlock``; lab 07's
+``rope_frequencies``, ``rotate_half`` and ``RMSNorm`` by ``transformer.v7_modern``'s, whose
+rotation takes cos and sin tables (``apply_rope``) where the lab's ``rope`` takes x alone.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from transformer.contract import SequenceModel
+from transformer.v7_modern import RotaryEmbedding, apply_rope
 
 # ---- lab 02: read and draw attention ----
 
@@ -70,3 +74,13 @@ def load_from_torch(ours: nn.Module, theirs: nn.MultiheadAttention) -> None:
         layer.bias.copy_(bias)
     ours.w_o.weight.copy_(theirs.out_proj.weight)
     ours.w_o.bias.copy_(theirs.out_proj.bias)
+
+
+# ---- lab 07: RoPE at positions 0, 1, ..., seq_len - 1 ----
+
+
+def rope(x: Tensor, theta: float = 10000.0) -> Tensor:
+    """x (..., seq_len, head_dim) rotated by RoPE (half-split pairing) at positions 0..T-1."""
+    positions = torch.arange(x.shape[-2], device=x.device)  # (T,)
+    cos, sin = RotaryEmbedding(x.shape[-1], theta).to(x.device)(positions, x.dtype)  # (T, D)
+    return apply_rope(x, cos, sin)  # (..., T, D)
