@@ -36,7 +36,8 @@ BLOCK = 64  # the training context T
 LENGTH_FACTOR = 4  # evaluated on windows of LENGTH_FACTOR · T
 TRAINING = TrainConfig(steps=600, batch_size=32, warmup_steps=50, eval_interval=600, eval_batches=2)
 CORPUS = CorpusConfig(train_bytes=1_000_000, val_bytes=100_000)
-TIMED_STEPS = 12  # training steps timed per variant, after 3 untimed ones; the median counts
+TIMED_STEPS = 5  # training steps timed per variant and round (after one untimed step)
+TIMING_ROUNDS = 4
 QUICK_SIZE = {"d_model": 32, "num_heads": 4, "num_layers": 1}
 QUICK_TRAINING = replace(TRAINING, steps=12, batch_size=8, warmup_steps=2, eval_interval=12)
 QUICK_CORPUS = CorpusConfig(train_bytes=100_000, val_bytes=20_000)
@@ -128,14 +129,14 @@ def length_generalisation(model: SequenceModel, data: Tensor, block: int, batch:
         per_position.tolist())}  # fmt: skip
 
 
-def tokens_per_second(model: nn.Module, data: Tensor, block: int, batch: int) -> float:
-    """Training throughput: the median over TIMED_STEPS forward + backward + AdamW steps."""
+def step_seconds(model: nn.Module, data: Tensor, block: int, batch: int, steps: int) -> list[float]:
+    """Wall time of ``steps`` forward + backward + AdamW steps on random windows, one each."""
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     model.train()
     times = []
-    for step in range(3 + TIMED_STEPS):
+    for _ in range(steps):
         x, y = sample_batch(data, batch, block, generator)  # (B, T), (B, T)
         x, y = x.to(device), y.to(device)
         if device.type == "cuda":
@@ -148,9 +149,19 @@ def tokens_per_second(model: nn.Module, data: Tensor, block: int, batch: int) ->
         optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        if step >= 3:
-            times.append(time.perf_counter() - start)
-    return batch * block / statistics.median(times)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def tokens_per_second(models: dict[str, nn.Module], data: Tensor, block: int, batch: int) -> dict:
+    """Training tokens/s of each model, timed side by side: TIMING_ROUNDS rounds, each model
+    in turn for TIMED_STEPS steps after one warm-up step, so that a slow spell of the machine
+    hits every model alike; the median step counts."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(TIMING_ROUNDS):
+        for name, model in models.items():
+            times[name] += step_seconds(model, data, block, batch, 1 + TIMED_STEPS)[1:]
+    return {name: batch * block / statistics.median(t) for name, t in times.items()}
 
 
 def train_variant(

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
                            eval_interval=args.steps)  # fmt: skip
     corpus = load_corpus(ablation.QUICK_CORPUS if args.quick else ablation.CORPUS)
     seeds = list(range(args.seed, args.seed + args.num_seeds))
-    variants, speed = {}, {}
+    variants, timed = {}, {}
     for variant in ablation.variants(size["num_heads"]):
         config = ablation.model_config(variant, size, block)
         stage = get_stage(variant.version)
@@ -96,21 +96,19 @@ def run(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
             for seed in seeds
         ]
         torch.manual_seed(args.seed)
-        timed = stage.build_model(config).to(device)
-        speed[variant.name] = ablation.tokens_per_second(
-            timed, corpus.train, block, training.batch_size
-        )
+        timed[variant.name] = stage.build_model(config).to(device)
         variants[variant.name] = {
             "version": variant.version,
             "changes": variant.changes,
             "model": architecture,
-            "num_parameters": sum(p.numel() for p in timed.parameters()),
+            "num_parameters": sum(p.numel() for p in timed[variant.name].parameters()),
             "kv_bytes_per_token": ablation.kv_bytes_per_token(architecture),
             "runs": runs,
         }
         print(f"{variant.name}: " + ", ".join(
             f"{r['val_bits_per_char']:.3f}" for r in runs) + " val bits/char")  # fmt: skip
     summarise(variants)
+    speed = ablation.tokens_per_second(timed, corpus.train, block, training.batch_size)
     unigram = unigram_baseline(corpus.train, corpus.val)
     results = {
         "experiment": NAME,
@@ -128,7 +126,9 @@ def run(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
         "variants": variants,
     }
     throughput = {
-        "note": "timed side by side in one run; differs from run to run",
+        "note": "timed side by side in one run, round-robin; differs from run to run",
+        "rounds": ablation.TIMING_ROUNDS,
+        "steps_per_round": ablation.TIMED_STEPS,
         "device": device.type,
         "threads": torch.get_num_threads(),
         "batch_size": training.batch_size,

@@ -74,7 +74,6 @@ def length_figure(results: dict):
     axis.text(block, axis.get_ylim()[1], " T: the training context", va="top", fontsize=8)
     axis.set_xlabel("position in the window (bytes)")
     axis.set_ylabel("loss (bits per character)")
-    axis.set_yscale("log")
     learned = [n for n, v in results["variants"].items() if not v["length"]["runs_past_context"]]
     cannot = ", ".join(learned)
     title = f"RoPE past the training context (learned positions cannot: {cannot})"

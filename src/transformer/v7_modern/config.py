@@ -18,10 +18,11 @@ The defaults are GPT-2's, so ``ModernConfig(vocab_size=...)`` builds v5's model 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from transformer._checks import check_bool, check_divisible, check_number, check_positive_int
+from transformer._checks import check_bool, check_divisible, check_positive_int
 from transformer.v5_gpt import GPTConfig
 
 POSITIONS = ("learned", "rope")
@@ -37,6 +38,12 @@ def swiglu_hidden_dim(inner_dim: int) -> int:
     whenever ``inner_dim`` is a multiple of 3; Llama also rounds up to a multiple of 256).
     """
     return max(1, round(2 * inner_dim / 3))
+
+
+def check_rope_theta(name: str, value: Any) -> None:
+    """RoPE's base: a finite number > 1 (1 would give every pair the same angle, 0 turns)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 < value < math.inf:
+        raise ValueError(f"{name}: expected a finite number > 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,7 @@ class ModernConfig(GPTConfig):
                     f"{name}: expected one of {', '.join(map(repr, kinds))}, "
                     f"got {getattr(self, name)!r}"
                 )
-        if check_number("rope_theta", self.rope_theta, 0.0) <= 1.0:
-            raise ValueError(f"rope_theta: expected a number > 1, got {self.rope_theta!r}")
+        check_rope_theta("rope_theta", self.rope_theta)
         if self.n_kv_head is not None:
             check_positive_int("n_kv_head", self.n_kv_head)
             check_divisible("n_head", self.n_head, "n_kv_head", self.n_kv_head)

@@ -5,7 +5,8 @@
 LayerNorm subtracts the mean and divides by the standard deviation, then adds a bias;
 RMSNorm skips the mean and the bias (fewer operations, one parameter vector fewer) and
 trains as well in practice. ε sits inside the square root. As in Hugging Face Llama, the
-statistics are computed in float32 and the result is cast back before the gain.
+statistics are computed in float32 (float64 stays float64) and the result is cast back
+before the gain.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))  # (dim,)
 
     def forward(self, x: Tensor) -> Tensor:
-        x32 = x.float()  # (..., dim)
-        mean_square = x32.pow(2).mean(dim=-1, keepdim=True)  # (..., 1)
-        normalised = x32 * torch.rsqrt(mean_square + self.eps)  # (..., dim)
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))  # (..., dim), >= float32
+        mean_square = wide.pow(2).mean(dim=-1, keepdim=True)  # (..., 1)
+        normalised = wide * torch.rsqrt(mean_square + self.eps)  # (..., dim)
         return self.weight * normalised.to(x.dtype)  # (..., dim)
 
     def extra_repr(self) -> str:

@@ -11,10 +11,10 @@ from typing import Any
 
 from torch import Tensor
 
-from transformer._checks import check_bool, check_number, check_positive_int
+from transformer._checks import check_bool, check_positive_int
 from transformer.contract import ModelConfig, SequenceModel, Setting, get_stage
 from transformer.v5_gpt import SETTINGS as V5_SETTINGS
-from transformer.v7_modern.config import MLPS, NORMS, POSITIONS, ModernConfig
+from transformer.v7_modern.config import MLPS, NORMS, POSITIONS, ModernConfig, check_rope_theta
 from transformer.v7_modern.model import ModernGPT
 
 
@@ -32,7 +32,7 @@ def optional_positive_int(name: str, value: Any) -> None:
 SETTINGS = V5_SETTINGS | {
     # NEW in v7: the four switches, at Llama's settings; v5's are in the choices
     "positions": Setting("rope", choices=POSITIONS),
-    "rope_theta": Setting(10000.0, lambda name, value: check_number(name, value, 1.0)),
+    "rope_theta": Setting(10000.0, check_rope_theta),
     "norm": Setting("rmsnorm", choices=NORMS),
     "mlp": Setting("swiglu", choices=MLPS),
     "num_kv_heads": Setting(None, optional_positive_int, derive=half_the_heads),
