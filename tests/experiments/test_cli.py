@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from transformer import cli as shared_cli
-from transformer import io
+from transformer import io, list_stages
 from transformer.experiments import cli
 from transformer.io import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ["pattern", "fibonacci", "sequential"]
-VERSIONS = ["v1", "v2", "v3", "v4", "v5"]  # every registered stage
+VERSIONS = [stage.version for stage in list_stages()]  # every registered stage
 FIGURES = [
     "checkpoint.safetensors",
     "loss_curve.png",

@@ -8,6 +8,7 @@ ways and GPT-2 checkpoints load offline. Training it is ``transformer.lm``'s job
 
 from transformer.v5_gpt.block import gelu_tanh, gpt_block
 from transformer.v5_gpt.config import GPTConfig
+from transformer.v5_gpt.decoder import DecoderLM
 from transformer.v5_gpt.gpt import GPT
 from transformer.v5_gpt.hf import from_hf_gpt2, from_hf_state_dict, to_hf_state_dict
 from transformer.v5_gpt.model import SETTINGS, GPTSequenceModel, build_sequence_model, gpt_config
@@ -44,6 +45,7 @@ def __getattr__(name: str):
 __all__ = [
     "GPT",
     "CheckpointFolderError",
+    "DecoderLM",
     "SETTINGS",
     "GPTConfig",
     "GPTSequenceModel",

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
 from transformer._checks import check_seq_len, check_token_ids
 from transformer.v3_positional import LearnedPositionalEmbedding
 from transformer.v5_gpt.block import gpt_block
 from transformer.v5_gpt.config import GPTConfig
-from transformer.v5_gpt.sampling import generate_from
+from transformer.v5_gpt.decoder import DecoderLM
 
 INIT_STD = 0.02  # GPT-2's initializer_range
 
 
-class GPT(nn.Module):
+class GPT(DecoderLM):
     """Token + position embeddings -> ``n_layer`` causal pre-norm blocks -> LayerNorm -> head.
 
     ``forward(idx)``: token ids (batch, seq_len <= n_positions) -> logits (batch, seq_len,
@@ -76,37 +75,3 @@ class GPT(nn.Module):
                 x, weights = block.forward_with_attention(x, is_causal=True)  # explicit
                 maps.append(weights)  # (B, H, T, T)
         return self.ln_f(x)  # (B, T, E)
-
-    def forward(self, idx: Tensor) -> Tensor:
-        """idx (B, T) long -> logits (B, T, vocab_size)."""
-        self.check_input(idx)
-        return self.lm_head(self.hidden_states(idx))  # (B, T, V)
-
-    def forward_with_attention(self, idx: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Like ``forward`` (same numbers, slower), and each layer's weights (B, H, T, T)."""
-        self.check_input(idx)
-        maps: list[Tensor] = []
-        logits = self.lm_head(self.hidden_states(idx, maps))  # (B, T, V)
-        return logits, maps
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """idx (B, T) -> (B, T + max_new_tokens): append one token at a time.
-
-        Each step reads at most the last ``n_positions`` tokens. ``temperature=0`` is greedy
-        (argmax); otherwise tokens are sampled (see ``sampling.next_token``). Dropout applies
-        in training mode, so call ``.eval()`` first. No key/value cache: each step recomputes
-        the whole context, which is simple and, for short texts, fast enough.
-        """
-        return generate_from(self, idx, max_new_tokens, temperature, top_k, generator)
-
-    def num_parameters(self) -> int:
-        """How many numbers the model learns; the tied head is counted once."""
-        return sum(p.numel() for p in self.parameters())

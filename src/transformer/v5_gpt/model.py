@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from transformer._checks import check_positive_int
@@ -14,6 +16,7 @@ from transformer.contract import (
     optional_probability,
 )
 from transformer.v5_gpt.config import GPTConfig
+from transformer.v5_gpt.decoder import DecoderLM
 from transformer.v5_gpt.gpt import GPT
 
 SETTINGS = BASE_SETTINGS | {
@@ -30,33 +33,36 @@ SETTINGS = BASE_SETTINGS | {
 }
 
 
-def gpt_config(config: ModelConfig) -> GPTConfig:
-    """A resolved v5 ModelConfig -> GPTConfig; each unset dropout takes ``config.dropout``."""
-    config = get_stage("v5").resolve(config)
+def gpt_sizes(config: ModelConfig) -> dict[str, Any]:
+    """A resolved ModelConfig's sizes and dropouts in GPT-2's names; each unset dropout
+    takes ``config.dropout``."""
 
     def rate(option: str) -> float:
         value = config.options[option]
         return config.dropout if value is None else value
 
-    return GPTConfig(
-        vocab_size=config.vocab_size,
-        n_positions=config.max_len,
-        n_embd=config.d_model,
-        n_layer=config.num_layers,
-        n_head=config.num_heads,
-        embd_pdrop=rate("embedding_dropout"),
-        attn_pdrop=rate("attention_dropout"),
-        resid_pdrop=rate("residual_dropout"),
-    )
+    return {
+        "vocab_size": config.vocab_size,
+        "n_positions": config.max_len,
+        "n_embd": config.d_model,
+        "n_layer": config.num_layers,
+        "n_head": config.num_heads,
+        "embd_pdrop": rate("embedding_dropout"),
+        "attn_pdrop": rate("attention_dropout"),
+        "resid_pdrop": rate("residual_dropout"),
+    }
 
 
-class GPTSequenceModel(SequenceModel):
-    """A ``GPT`` behind the stage contract: the fused path, or the explicit one when the
-    attention maps are asked for."""
+def gpt_config(config: ModelConfig) -> GPTConfig:
+    """A v5 ModelConfig -> GPTConfig."""
+    return GPTConfig(**gpt_sizes(get_stage("v5").resolve(config)))
 
-    def __init__(self, config: ModelConfig) -> None:
-        config = get_stage("v5").resolve(config)
-        gpt = GPT(gpt_config(config))
+
+class DecoderSequenceModel(SequenceModel):
+    """A decoder (``DecoderLM``, as ``self.gpt``) behind the stage contract: the fused path,
+    or the explicit one when the attention maps are asked for."""
+
+    def __init__(self, config: ModelConfig, gpt: DecoderLM) -> None:
         super().__init__(config)
         self.gpt = gpt
 
@@ -64,6 +70,14 @@ class GPTSequenceModel(SequenceModel):
         if need_weights:
             return self.gpt.forward_with_attention(tokens)  # (B, T, V), L x (B, H, T, T)
         return self.gpt(tokens), None  # (B, T, V)
+
+
+class GPTSequenceModel(DecoderSequenceModel):
+    """A ``GPT`` behind the stage contract."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        config = get_stage("v5").resolve(config)
+        super().__init__(config, GPT(gpt_config(config)))
 
 
 def build_sequence_model(config: ModelConfig) -> SequenceModel:

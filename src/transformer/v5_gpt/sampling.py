@@ -9,8 +9,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from transformer._checks import check_token_ids
-
 GREEDY_BELOW = 1e-4
 
 
@@ -78,26 +76,3 @@ def generate_tokens(
         token = next_token(logits, temperature, top_k, generator)  # (B, 1)
         idx = torch.cat([idx, token.to(idx.dtype)], dim=1)  # (B, T + 1)
     return idx
-
-
-def generate_from(
-    model,
-    idx: Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """``generate`` for any GPT-shaped model: one with ``config.vocab_size``,
-    ``config.n_positions``, ``hidden_states(idx)`` (B, T, E) and ``lm_head``.
-
-    idx (B, T) -> (B, T + max_new_tokens); each step reads the last ``n_positions`` tokens.
-    """
-    check_token_ids("idx", idx, model.config.vocab_size)
-    check_sampling(max_new_tokens, temperature, top_k)
-
-    def last_logits(context: Tensor) -> Tensor:  # (B, <= n_positions) -> (B, V)
-        return model.lm_head(model.hidden_states(context)[:, -1])
-
-    window = model.config.n_positions
-    return generate_tokens(last_logits, idx, window, max_new_tokens, temperature, top_k, generator)

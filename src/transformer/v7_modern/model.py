@@ -9,19 +9,21 @@ from torch import Tensor, nn
 
 from transformer._checks import check_seq_len, check_token_ids
 from transformer.v3_positional import LearnedPositionalEmbedding
+from transformer.v5_gpt.decoder import DecoderLM
 from transformer.v5_gpt.gpt import INIT_STD
-from transformer.v5_gpt.sampling import generate_from
 from transformer.v7_modern.block import ModernBlock
 from transformer.v7_modern.config import ModernConfig
 from transformer.v7_modern.norm import RMSNorm, make_norm
 
 
-class ModernGPT(nn.Module):
+class ModernGPT(DecoderLM):
     """Token embedding (+ learned positions) -> ``n_layer`` modern blocks -> norm -> head.
 
     ``forward(idx)``: token ids (B, T) -> logits (B, T, vocab_size), causal. Module names
     are v5's (``wte``, ``wpe``, ``h``, ``ln_f``, ``lm_head``); ``wpe`` is None with RoPE.
-    With ``positions="learned"``, T <= n_positions; with RoPE any T runs.
+    With ``positions="learned"``, T <= n_positions; with RoPE any T runs. ``forward``,
+    ``forward_with_attention``, ``generate`` (each step reads the last ``n_positions``
+    tokens, the training context, also with RoPE) and ``num_parameters`` are v5's.
     """
 
     def __init__(self, config: ModernConfig) -> None:
@@ -82,35 +84,6 @@ class ModernGPT(nn.Module):
             if maps is not None:
                 maps.append(weights)  # (B, H, T, T)
         return self.ln_f(x)  # (B, T, E)
-
-    def forward(self, idx: Tensor) -> Tensor:
-        """idx (B, T) long -> logits (B, T, vocab_size)."""
-        self.check_input(idx)
-        return self.lm_head(self.hidden_states(idx))  # (B, T, V)
-
-    def forward_with_attention(self, idx: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Like ``forward`` (same numbers, slower), and each layer's weights (B, H, T, T)."""
-        self.check_input(idx)
-        maps: list[Tensor] = []
-        logits = self.lm_head(self.hidden_states(idx, maps))  # (B, T, V)
-        return logits, maps
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """idx (B, T) -> (B, T + max_new_tokens), as ``v5_gpt.GPT.generate``: each step reads
-        at most the last ``n_positions`` tokens (the training context, also with RoPE)."""
-        return generate_from(self, idx, max_new_tokens, temperature, top_k, generator)
-
-    def num_parameters(self) -> int:
-        """How many numbers the model learns; a tied head is counted once."""
-        return sum(p.numel() for p in self.parameters())
 
     def kv_cache_bytes_per_token(self, dtype: torch.dtype = torch.float32) -> int:
         """What a key/value cache would hold per token: 2 (k and v) · layers · kv heads ·

@@ -14,6 +14,7 @@ from torch import Tensor
 from transformer._checks import check_bool, check_positive_int
 from transformer.contract import ModelConfig, SequenceModel, Setting, get_stage
 from transformer.v5_gpt import SETTINGS as V5_SETTINGS
+from transformer.v5_gpt.model import DecoderSequenceModel, gpt_sizes
 from transformer.v7_modern.config import MLPS, NORMS, POSITIONS, ModernConfig, check_rope_theta
 from transformer.v7_modern.model import ModernGPT
 
@@ -42,22 +43,11 @@ SETTINGS = V5_SETTINGS | {
 
 
 def modern_config(config: ModelConfig) -> ModernConfig:
-    """A resolved v7 ModelConfig -> ModernConfig; each unset dropout takes ``config.dropout``."""
+    """A v7 ModelConfig -> ModernConfig; each unset dropout takes ``config.dropout``."""
     config = get_stage("v7").resolve(config)
     options = config.options
-
-    def rate(option: str) -> float:
-        return config.dropout if options[option] is None else options[option]
-
     return ModernConfig(
-        vocab_size=config.vocab_size,
-        n_positions=config.max_len,
-        n_embd=config.d_model,
-        n_layer=config.num_layers,
-        n_head=config.num_heads,
-        embd_pdrop=rate("embedding_dropout"),
-        attn_pdrop=rate("attention_dropout"),
-        resid_pdrop=rate("residual_dropout"),
+        **gpt_sizes(config),
         positions=options["positions"],
         rope_theta=float(options["rope_theta"]),
         norm=options["norm"],
@@ -68,23 +58,16 @@ def modern_config(config: ModelConfig) -> ModernConfig:
     )
 
 
-class ModernSequenceModel(SequenceModel):
+class ModernSequenceModel(DecoderSequenceModel):
     """A ``ModernGPT`` behind the stage contract. With RoPE, ``max_len`` is the training
     context and longer inputs run; with learned positions it is a limit."""
 
     def __init__(self, config: ModelConfig) -> None:
         config = get_stage("v7").resolve(config)
-        gpt = ModernGPT(modern_config(config))
-        super().__init__(config)
-        self.gpt = gpt
+        super().__init__(config, ModernGPT(modern_config(config)))
 
     def check_tokens(self, tokens: Tensor) -> None:
         self.gpt.check_input(tokens, "tokens")
-
-    def run(self, tokens: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor] | None]:
-        if need_weights:
-            return self.gpt.forward_with_attention(tokens)  # (B, T, V), L x (B, H, T, T)
-        return self.gpt(tokens), None  # (B, T, V)
 
 
 def build_sequence_model(config: ModelConfig) -> SequenceModel:
