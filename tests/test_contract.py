@@ -120,7 +120,8 @@ def test_v1_has_no_fused_path_and_says_so(monkeypatch):
         (
             "v7",
             ModelConfig(vocab_size=5, num_heads=4, options={"num_kv_heads": 3}),
-            "n_head: expected a multiple of n_kv_head=3",
+            "num_kv_heads: expected a divisor of num_heads=4 (each key/value head serves "
+            "num_heads / num_kv_heads query heads), got 3",
         ),
         ("v7", ModelConfig(vocab_size=5, options={"rope_theta": 0.5}), "rope_theta: expected"),
         (

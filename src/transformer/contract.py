@@ -96,6 +96,8 @@ class Setting:
     says why when a value outside them is refused. ``derive(resolved)``, when given, computes
     the value left unset from the other resolved settings (v7's key/value heads from
     ``num_heads``), so the architecture records the number that runs, not None.
+    ``relate(name, value, resolved)``, when given, checks the value against the other
+    settings (v7's key/value heads must divide ``num_heads``).
     """
 
     default: Any
@@ -103,6 +105,7 @@ class Setting:
     choices: tuple | None = None
     why: str = ""
     derive: Callable[[dict[str, Any]], Any] | None = None
+    relate: Callable[[str, Any, dict[str, Any]], None] | None = None
 
     def validate(self, name: str, value: Any, version: str) -> None:
         if self.choices is not None and value not in self.choices:
@@ -215,6 +218,9 @@ class Stage:
             if setting.derive is not None and resolved[name] is None:
                 resolved[name] = setting.derive(resolved)
                 setting.validate(name, resolved[name], self.version)
+        for name, setting in settings.items():
+            if setting.relate is not None:
+                setting.relate(name, resolved[name], resolved)
         fields = {name: resolved.pop(name) for name in FIELDS if name in resolved}
         if "num_heads" in fields:
             check_divisible("d_model", fields["d_model"], "num_heads", fields["num_heads"])

@@ -107,6 +107,11 @@ BAD_FLAGS = [
         "--version: unknown stage 'v9'; known stages: v1, v2, v3, v4, v5, v7, all",
     ),
     (["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
+    (
+        ["--version", "v7", "--option", "num_kv_heads=3"],
+        "--option: num_kv_heads: expected a divisor of num_heads=4 (each key/value head serves "
+        "num_heads / num_kv_heads query heads), got 3",
+    ),
     (["--steps", "-5"], "argument --steps: expected a positive integer, got -5"),
     (["--device", "tpu"], "--device: expected auto, cpu or cuda, got 'tpu'"),
     (["--seed", "abc"], "argument --seed: expected an integer seed, got 'abc'"),

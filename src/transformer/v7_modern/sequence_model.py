@@ -25,6 +25,15 @@ def half_the_heads(resolved: dict[str, Any]) -> int:
     return heads // 2 if heads % 2 == 0 else heads
 
 
+def divides_num_heads(name: str, value: Any, resolved: dict[str, Any]) -> None:
+    heads = resolved["num_heads"]
+    if heads % value:
+        raise ValueError(
+            f"{name}: expected a divisor of num_heads={heads} (each key/value head serves "
+            f"num_heads / {name} query heads), got {value}"
+        )
+
+
 def optional_positive_int(name: str, value: Any) -> None:
     if value is not None:
         check_positive_int(name, value)
@@ -36,7 +45,9 @@ SETTINGS = V5_SETTINGS | {
     "rope_theta": Setting(10000.0, check_rope_theta),
     "norm": Setting("rmsnorm", choices=NORMS),
     "mlp": Setting("swiglu", choices=MLPS),
-    "num_kv_heads": Setting(None, optional_positive_int, derive=half_the_heads),
+    "num_kv_heads": Setting(
+        None, optional_positive_int, derive=half_the_heads, relate=divides_num_heads
+    ),
     "bias": Setting(False, check_bool),
     "tie_embeddings": Setting(True, check_bool),
 }
