@@ -506,3 +506,108 @@ def test_a_non_causal_language_model_is_refused(tmp_path, capsys):
         language_model.main(["--version", "v2", "--option", "causal=false", "--out", str(tmp_path)])
     assert caught.value.code == 2
     assert "causal: expected True to train a language model" in capsys.readouterr().err
+
+
+# --- gradient accumulation ------------------------------------------------------------------
+
+
+def unevenly_scored_batches(count: int, batch: int, generator: torch.Generator):
+    """Batches whose rows score different numbers of targets (the rest are IGNORE_INDEX), so
+    that a mean of micro-batch means would weigh the rows wrongly."""
+    found = []
+    for _ in range(count):
+        inputs = torch.randint(0, 256, (batch, BLOCK), generator=generator)  # (B, T)
+        targets = torch.randint(0, 256, (batch, BLOCK), generator=generator)  # (B, T)
+        for row in range(batch):
+            targets[row, : 2 * row] = -100  # row r scores T - 2r targets
+        found.append((inputs, targets))
+    return found
+
+
+@pytest.mark.parametrize("grad_accum", [2, 4])
+def test_accumulated_micro_batches_take_the_same_steps_as_the_whole_batch(grad_accum):
+    """Same losses, gradient norms and weights after several AdamW steps, to 1e-5."""
+    config = replace(TINY, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+    batches = unevenly_scored_batches(5, 8, torch.Generator().manual_seed(3))
+    runs = []
+    for parts in (1, grad_accum):
+        model = tiny_model(0, config)
+        optimizer = build_optimizer(model, SHORT)
+        steps = [
+            train_step(model, optimizer, x, y, 3e-3, 1.0, step, grad_accum=parts)
+            for step, (x, y) in enumerate(batches)
+        ]
+        runs.append((steps, model.state_dict()))
+    (whole, whole_weights), (parts, part_weights) = runs
+    for (loss, norm), (part_loss, part_norm) in zip(whole, parts, strict=True):
+        assert part_loss == pytest.approx(loss, rel=1e-5, abs=1e-6)
+        assert part_norm == pytest.approx(norm, rel=1e-5, abs=1e-6)
+    for name, value in whole_weights.items():
+        torch.testing.assert_close(part_weights[name], value, atol=1e-5, rtol=1e-5, msg=name)
+    assert not torch.equal(whole_weights["wte.weight"], tiny_model(0, config).wte.weight)
+
+
+def test_grad_accum_must_divide_the_batch():
+    with pytest.raises(ValueError, match=r"grad_accum: expected a divisor of batch_size=4 .* 3"):
+        replace(SHORT, grad_accum=3)
+    with pytest.raises(ValueError, match=r"grad_accum: expected a positive integer, got 0"):
+        replace(SHORT, grad_accum=0)
+
+
+def test_language_model_grad_accum_flag_is_checked_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as caught:
+        language_model.main(["--quick", "--grad-accum", "3", "--out", str(out)])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == (
+        "language_model.py: error: --grad-accum: expected a divisor of --batch-size=8 (each "
+        "batch is split into K equal micro-batches), got 3\n"
+    )
+    assert not out.exists()
+
+
+def test_a_checkpoint_from_before_grad_accum_resumes(tmp_path, corpus):
+    """Checkpoints written before the field existed hold no grad_accum: they mean 1."""
+    from transformer.lm import checkpoint as ckpt
+
+    path = tmp_path / "run.safetensors"
+    model, generator = tiny_model(), torch.Generator().manual_seed(0)
+    sample = lambda n, g: sample_batch(corpus.train, n, BLOCK, g)  # noqa: E731
+    train(model, sample, {"val": sample}, SHORT, generator, checkpoint_path=path, stop_after=4)
+    saved = ckpt.read_checkpoint(path)
+    old = {k: v for k, v in saved.train_config.items() if k != "grad_accum"}
+    fresh = tiny_model()
+    optimizer = build_optimizer(fresh, SHORT)
+    load_checkpoint(saved, fresh, optimizer)
+    save_checkpoint(path, fresh, optimizer, step=saved.step, rng=saved.rng, train_config=old,
+                    history=saved.history, extra=saved.extra)  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    resumed = train(
+        tiny_model(), sample, {"val": sample}, SHORT, generator, checkpoint_path=path, resume=True
+    )
+    assert resumed.step == SHORT.steps
+
+
+def test_the_training_loop_feeds_the_model_micro_batches(corpus):
+    """With grad_accum=2 every training forward pass sees half the batch, and the run ends
+    where the whole-batch run ends."""
+    config = replace(TINY, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+    sample = lambda n, g: sample_batch(corpus.train, n, BLOCK, g)  # noqa: E731
+    results = {}
+    for parts in (1, 2):
+        model = tiny_model(0, config)
+        sizes = []
+
+        def record(module, args, out, sizes=sizes):
+            if module.training:
+                sizes.append(args[0].shape[0])
+
+        model.register_forward_hook(record)
+        chosen = replace(SHORT, grad_accum=parts)
+        result = train(model, sample, {"val": sample}, chosen, torch.Generator().manual_seed(0))
+        results[parts] = (sizes, result.history.train_loss, model.state_dict())
+        assert set(sizes) == {SHORT.batch_size // parts}
+        assert len(sizes) == SHORT.steps * parts
+    torch.testing.assert_close(results[2][1], results[1][1], atol=1e-5, rtol=1e-5)
+    for name, value in results[1][2].items():
+        torch.testing.assert_close(results[2][2][name], value, atol=1e-5, rtol=1e-5, msg=name)

@@ -3,7 +3,7 @@
     python experiments/language_model.py --version v5 --seed 0 --steps 2500
         --device auto|cpu|cuda --out results/language_model/ [--resume] [--quick]
         [--num-layers 4 --num-heads 4 --d-model 128 --block-size 128 --batch-size 16]
-        [--warmup-steps N] [--option KEY=VALUE ...]
+        [--warmup-steps N] [--grad-accum K] [--option KEY=VALUE ...]
 
 Any causal stage registered in the contract can be trained (v5 by default). Writes to
 ``--out``: ``results.json`` (losses, val bits per character, the unigram baseline, text
@@ -97,6 +97,11 @@ def build_parser() -> cli.OneLineParser:
         "--batch-size", type=cli.positive_int, default=None, help=f"default {DEFAULT.batch_size}"
     )
     parser.add_argument(
+        "--grad-accum", type=cli.positive_int, default=1, metavar="K",
+        help="split each batch into K micro-batches whose gradients add up before the update: "
+        "the same training with 1/K of the activation memory (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
         "--warmup-steps",
         type=int,
         default=None,
@@ -118,8 +123,14 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, CorpusC
     warmup = args.warmup_steps
     if warmup is None:  # a run shorter than the warmup warms up for a tenth of it
         warmup = base.warmup_steps if base.warmup_steps < steps else steps // 10
+    batch = args.batch_size or base.batch_size
+    if batch % args.grad_accum:
+        raise ValueError(
+            f"--grad-accum: expected a divisor of --batch-size={batch} (each batch is split "
+            f"into K equal micro-batches), got {args.grad_accum}"
+        )
     training = replace(
-        base, steps=steps, batch_size=args.batch_size or base.batch_size, warmup_steps=warmup
+        base, steps=steps, batch_size=batch, warmup_steps=warmup, grad_accum=args.grad_accum
     )
     block = args.block_size or (QUICK_BLOCK if args.quick else DEFAULT_BLOCK)
     stage = get_stage(args.version)

@@ -8,6 +8,8 @@ Every experiment trains through :func:`train`: the three small tasks and the lan
 * The learning rate rises linearly for ``warmup_steps``, then follows half a cosine from
   ``learning_rate`` down to the floor ``min_learning_rate`` at the last step
   (``min_learning_rate == learning_rate`` gives a constant rate).
+* ``grad_accum`` > 1 splits each batch into that many micro-batches whose gradients add up
+  before the one update: the same step with less memory.
 * The global gradient norm is clipped to ``grad_clip``; the norm before clipping is recorded.
 * A loss that is not finite stops training with :class:`TrainingDiverged`, naming the step,
   before the optimizer takes that step.
@@ -67,10 +69,16 @@ class TrainConfig:
     grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
     eval_interval: int = 250
     eval_batches: int = 10
+    grad_accum: int = 1  # micro-batches per step; their gradients add up to the batch's
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_interval", "eval_batches"):
+        for name in ("steps", "batch_size", "eval_interval", "eval_batches", "grad_accum"):
             check_positive_int(name, getattr(self, name))
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"grad_accum: expected a divisor of batch_size={self.batch_size} (the batch is "
+                f"split into grad_accum equal micro-batches), got {self.grad_accum}"
+            )
         warmup = self.warmup_steps
         if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < self.steps:
             raise ValueError(
@@ -122,6 +130,36 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
+def check_finite(value: float, step: int, lr: float) -> None:
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"loss: expected a finite training loss, got {value} at step {step + 1} "
+            f"(learning rate {lr:.3g}); no update was made. Try a lower learning rate."
+        )
+
+
+def accumulate_gradients(model: nn.Module, inputs: Tensor, targets: Tensor, parts: int) -> float:
+    """The batch's mean loss over its scored targets, as ``parts`` micro-batches whose
+    gradients add up in ``.grad``: each sums its token losses and divides by the whole
+    batch's count of scored targets, so the total is the batch's gradient, not a mean of
+    micro-batch means. Returns the loss (inf or nan as soon as a part is not finite)."""
+    scored = max(1, int((targets != IGNORE_INDEX).sum()))  # over the whole batch
+    total = 0.0
+    for part_inputs, part_targets in zip(
+        inputs.chunk(parts), targets.chunk(parts), strict=True
+    ):  # (B / parts, T) each
+        logits = model(part_inputs)  # (B / parts, T, V)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1), part_targets.flatten(), ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        ) / scored  # fmt: skip
+        total += loss.item()
+        if not math.isfinite(total):
+            return total
+        loss.backward()
+    return total
+
+
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -130,20 +168,23 @@ def train_step(
     lr: float,
     grad_clip: float | None,
     step: int = 0,
+    grad_accum: int = 1,
 ) -> tuple[float, float]:
     """One update at learning rate ``lr``; returns the loss and the gradient norm before
-    clipping. The clipped gradients stay in ``.grad`` until the next step."""
+    clipping. The clipped gradients stay in ``.grad`` until the next step. With
+    ``grad_accum`` > 1 the batch goes through the model in that many equal parts (less
+    memory, the same update up to rounding; dropout draws differ)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
-    loss = next_token_loss(model(inputs), targets)  # model(inputs): (B, T, V)
-    value = loss.item()
-    if not math.isfinite(value):
-        raise TrainingDiverged(
-            f"loss: expected a finite training loss, got {value} at step {step + 1} "
-            f"(learning rate {lr:.3g}); no update was made. Try a lower learning rate."
-        )
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if grad_accum == 1:
+        loss = next_token_loss(model(inputs), targets)  # model(inputs): (B, T, V)
+        value = loss.item()
+        check_finite(value, step, lr)
+        loss.backward()
+    else:
+        value = accumulate_gradients(model, inputs, targets, grad_accum)
+        check_finite(value, step, lr)
     limit = math.inf if grad_clip is None else grad_clip  # inf: measure, scale by 1.0
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
     optimizer.step()
@@ -233,7 +274,10 @@ def resume_from(
 ) -> tuple[History, int]:
     """Check the checkpoint at ``path`` against this run in full, then load it."""
     checkpoint = read_checkpoint(path)
-    check_same(path, checkpoint.train_config, config.to_dict(), "the TrainConfig")
+    saved = checkpoint.train_config
+    if isinstance(saved, dict) and "grad_accum" not in saved:  # written before grad_accum
+        saved = saved | {"grad_accum": 1}
+    check_same(path, saved, config.to_dict(), "the TrainConfig")
     check_same(path, checkpoint.extra, extra, "the run settings (extra)")
     history = saved_history(path, checkpoint.history)
     if checkpoint.step > config.steps:
@@ -318,8 +362,9 @@ def train(
         inputs, targets = sample(config.batch_size, generator)  # (B, T), (B, T)
         lr = learning_rate_at(step, config)
         loss, norm = train_step(
-            model, optimizer, inputs.to(device), targets.to(device), lr, config.grad_clip, step
-        )
+            model, optimizer, inputs.to(device), targets.to(device), lr, config.grad_clip, step,
+            config.grad_accum,
+        )  # fmt: skip
         step += 1
         history.train_loss.append(loss)
         history.lr.append(lr)
