@@ -5,7 +5,9 @@
         [--num-layers 4 --num-heads 4 --d-model 128 --block-size 128 --batch-size 16]
         [--warmup-steps N] [--grad-accum K] [--option KEY=VALUE ...]
 
-Any causal stage registered in the contract can be trained (v5 by default). Writes to
+Any causal stage registered in the contract can be trained (v5 by default). Started by
+``torchrun --nproc_per_node=N``, it trains with DistributedDataParallel (gloo on the CPU,
+NCCL on CUDA): each process takes a slice of every batch and only rank 0 writes files. Writes to
 ``--out``: ``results.json`` (losses, val bits per character, the unigram baseline, text
 samples), ``loss_curves.png``, ``lr_schedule.png`` and ``checkpoint.safetensors`` (saved
 at every evaluation, so an interrupted run can go on with ``--resume`` and end with the same
@@ -35,10 +37,12 @@ from transformer.lm import (
     CorpusConfig,
     TrainConfig,
     TrainingDiverged,
+    distributed,
     load_corpus,
     sample_batch,
     train,
 )
+from transformer.lm.distributed import SINGLE, World
 
 NAME = "language_model"
 CHECKPOINT = "checkpoint.safetensors"
@@ -145,7 +149,10 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, CorpusC
     return model, training, QUICK_CORPUS if args.quick else DEFAULT_CORPUS, block
 
 
-def parse(argv: list[str] | None) -> tuple[argparse.Namespace, torch.device, tuple]:
+def parse(
+    argv: list[str] | None, world: World = SINGLE
+) -> tuple[argparse.Namespace, torch.device, tuple]:
+    """Check every flag before any work; only rank 0 creates ``--out`` and locks it."""
     parser = build_parser()
     args = parser.parse_args(argv)
     known = [s.version for s in list_stages()]
@@ -156,6 +163,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, torch.device, tup
         chosen = configs(args)
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+    per_step = world.size * args.grad_accum
+    if world.size > 1 and chosen[1].batch_size % per_step:
+        parser.error(
+            f"--batch-size: expected a multiple of processes x --grad-accum = {world.size} x "
+            f"{args.grad_accum} (each process takes an equal slice), got {chosen[1].batch_size}"
+        )
     problem = cli.check_writable(args.out)
     if problem:
         parser.error(problem)
@@ -177,15 +190,22 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, torch.device, tup
             f"--block-size: expected at most {val_bytes - 1} (the validation split has "
             f"{val_bytes} bytes), got {chosen[3]}"
         )
-    cli.prepare_out(args.out, parser)
-    args.lock = cli.RunLock(args.out, parser)
+    args.lock = None
+    if world.is_main:  # the other ranks write nothing
+        cli.prepare_out(args.out, parser)
+        args.lock = cli.RunLock(args.out, parser)
     return args, device, chosen
 
 
 def run(
-    args: argparse.Namespace, device: torch.device, chosen: tuple, corpus: Corpus
-) -> tuple[SequenceModel, dict]:
-    """Build, train (or resume), and measure; returns the model and the results dict."""
+    args: argparse.Namespace,
+    device: torch.device,
+    chosen: tuple,
+    corpus: Corpus,
+    world: World = SINGLE,
+) -> tuple[SequenceModel, dict | None]:
+    """Build, train (or resume), and measure; returns the model and the results dict (None
+    on ranks other than 0, which only train)."""
     model_config, train_config, _, block = chosen
     stage = get_stage(args.version)
     torch.manual_seed(args.seed)
@@ -212,7 +232,10 @@ def run(
         },
         log=lambda line: tqdm.write(line, file=sys.stderr),
         label=f"train {args.version} language model",
+        world=world,
     )
+    if not world.is_main:
+        return model, None
     measured = lm_report.measure(model, corpus, block, train_config, result, args.seed)
     return model, {
         "experiment": NAME,
@@ -231,22 +254,35 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, device, chosen = parse(argv)
-    cli.make_deterministic(device)
+    world = distributed.world_from_environment()
+    args, device, chosen = parse(argv, world)
+    try:
+        device = distributed.join(world, device)
+        cli.make_deterministic(device)
+        return train_and_report(args, device, chosen, world)
+    finally:
+        if args.lock is not None:
+            args.lock.release()
+        distributed.stop()
+
+
+def train_and_report(args, device: torch.device, chosen: tuple, world: World) -> int:
     start = time.perf_counter()
     corpus = args.corpus
-    print(
-        f"{NAME}: {args.version}, {chosen[1].steps} steps on {corpus.train.numel():,} train bytes "
-        f"({len(corpus.train_files)} files), seed {args.seed}, {device}"
-    )
+    if world.is_main:
+        ranks = f", {world.size} processes" if world.size > 1 else ""
+        print(
+            f"{NAME}: {args.version}, {chosen[1].steps} steps on {corpus.train.numel():,} train "
+            f"bytes ({len(corpus.train_files)} files), seed {args.seed}, {device}{ranks}"
+        )
     try:
-        model, results = run(args, device, chosen, corpus)
+        model, results = run(args, device, chosen, corpus, world)
+        if results is None:
+            return 0
         path = lm_report.save(results, args.out)
     except (CheckpointError, TrainingDiverged) as error:
         print(f"{NAME}.py: error: {error}", file=sys.stderr)
         return 2
-    finally:
-        args.lock.release()
     print(lm_report.summary(results))
     print(f"wrote {path} and its figures in {time.perf_counter() - start:.0f} s")
     return 0

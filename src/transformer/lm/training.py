@@ -26,6 +26,7 @@ Data comes as *samplers*: ``sample(batch_size, generator) -> (inputs, targets)``
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -44,6 +45,7 @@ from transformer.lm.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from transformer.lm.distributed import SINGLE, World
 
 EVAL_SEED = 1234  # the fixed batches every evaluation uses
 IGNORE_INDEX = -100  # a target that is not scored (cross_entropy's default ignore_index)
@@ -138,25 +140,27 @@ def check_finite(value: float, step: int, lr: float) -> None:
         )
 
 
-def accumulate_gradients(model: nn.Module, inputs: Tensor, targets: Tensor, parts: int) -> float:
-    """The batch's mean loss over its scored targets, as ``parts`` micro-batches whose
-    gradients add up in ``.grad``: each sums its token losses and divides by the whole
+def accumulate_gradients(
+    model: nn.Module, inputs: Tensor, targets: Tensor, parts: int, scored: int,
+    scale: float = 1.0, no_sync=None,
+) -> float:  # fmt: skip
+    """The loss over ``scored`` targets, as ``parts`` micro-batches whose gradients add up in
+    ``.grad``: each sums its token losses and divides by ``scored``, the whole (global)
     batch's count of scored targets, so the total is the batch's gradient, not a mean of
-    micro-batch means. Returns the loss (inf or nan as soon as a part is not finite)."""
-    scored = max(1, int((targets != IGNORE_INDEX).sum()))  # over the whole batch
+    micro-batch means. ``scale`` multiplies the gradients (the number of ranks, whose
+    average DDP takes); ``no_sync`` is DDP's, so that only the last part all-reduces."""
     total = 0.0
-    for part_inputs, part_targets in zip(
-        inputs.chunk(parts), targets.chunk(parts), strict=True
-    ):  # (B / parts, T) each
-        logits = model(part_inputs)  # (B / parts, T, V)
-        loss = F.cross_entropy(
-            logits.flatten(0, 1), part_targets.flatten(), ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        ) / scored  # fmt: skip
-        total += loss.item()
-        if not math.isfinite(total):
-            return total
-        loss.backward()
+    pairs = list(zip(inputs.chunk(parts), targets.chunk(parts), strict=True))
+    for index, (part_inputs, part_targets) in enumerate(pairs):  # (b, T) each
+        last = index == len(pairs) - 1
+        with contextlib.nullcontext() if last or no_sync is None else no_sync():
+            logits = model(part_inputs)  # (b, T, V)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1), part_targets.flatten(), ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            ) / scored  # fmt: skip
+            total += loss.item()
+            (loss * scale).backward()
     return total
 
 
@@ -169,21 +173,30 @@ def train_step(
     grad_clip: float | None,
     step: int = 0,
     grad_accum: int = 1,
+    world: World = SINGLE,
+    ddp: nn.Module | None = None,
 ) -> tuple[float, float]:
-    """One update at learning rate ``lr``; returns the loss and the gradient norm before
-    clipping. The clipped gradients stay in ``.grad`` until the next step. With
-    ``grad_accum`` > 1 the batch goes through the model in that many equal parts (less
-    memory, the same update up to rounding; dropout draws differ)."""
+    """One update at learning rate ``lr`` on the (global) batch; returns its loss and the
+    gradient norm before clipping. The clipped gradients stay in ``.grad`` until the next
+    step. With ``grad_accum`` > 1 the batch goes through the model in that many equal parts
+    (less memory, the same update up to rounding; dropout draws differ). With several ranks,
+    each takes its slice of the batch through ``ddp`` (the model wrapped in
+    ``DistributedDataParallel``)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
-    if grad_accum == 1:
+    if grad_accum == 1 and world.size == 1:
         loss = next_token_loss(model(inputs), targets)  # model(inputs): (B, T, V)
         value = loss.item()
         check_finite(value, step, lr)
         loss.backward()
     else:
-        value = accumulate_gradients(model, inputs, targets, grad_accum)
+        scored = max(1, int((targets != IGNORE_INDEX).sum()))  # over the global batch
+        value = accumulate_gradients(
+            ddp or model, world.shard(inputs), world.shard(targets), grad_accum, scored,
+            scale=world.size, no_sync=None if ddp is None else ddp.no_sync,
+        )  # fmt: skip
+        value = world.sum(value, inputs.device)
         check_finite(value, step, lr)
     limit = math.inf if grad_clip is None else grad_clip  # inf: measure, scale by 1.0
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
@@ -193,17 +206,31 @@ def train_step(
 
 @torch.no_grad()
 def estimate_loss(
-    model: nn.Module, sample: Sampler, config: TrainConfig, device: torch.device
+    model: nn.Module,
+    sample: Sampler,
+    config: TrainConfig,
+    device: torch.device,
+    world: World = SINGLE,
 ) -> float:
-    """Mean loss over ``config.eval_batches`` fixed batches from ``sample``, dropout off."""
+    """Mean loss over ``config.eval_batches`` fixed batches from ``sample``, dropout off;
+    with several ranks each scores its slice and the sums are all-reduced."""
     generator = torch.Generator().manual_seed(EVAL_SEED)
     was_training = model.training
     model.eval()
     total = 0.0
     for _ in range(config.eval_batches):
         inputs, targets = sample(config.batch_size, generator)  # (B, T), (B, T)
-        logits = model(inputs.to(device))  # (B, T, V)
-        total += next_token_loss(logits, targets.to(device)).item()
+        if world.size == 1:
+            logits = model(inputs.to(device))  # (B, T, V)
+            total += next_token_loss(logits, targets.to(device)).item()
+            continue
+        scored = max(1, int((targets != IGNORE_INDEX).sum()))
+        logits = model(world.shard(inputs).to(device))  # (B / ranks, T, V)
+        local = F.cross_entropy(
+            logits.flatten(0, 1), world.shard(targets).to(device).flatten(),
+            ignore_index=IGNORE_INDEX, reduction="sum",
+        ).item()  # fmt: skip
+        total += world.sum(local / scored, device)
     model.train(was_training)
     return total / config.eval_batches
 
@@ -274,10 +301,13 @@ def resume_from(
 ) -> tuple[History, int]:
     """Check the checkpoint at ``path`` against this run in full, then load it."""
     checkpoint = read_checkpoint(path)
+    # grad_accum changes how a batch is split, not the training: a run may resume with
+    # another (and checkpoints from before the field hold none)
     saved = checkpoint.train_config
-    if isinstance(saved, dict) and "grad_accum" not in saved:  # written before grad_accum
-        saved = saved | {"grad_accum": 1}
-    check_same(path, saved, config.to_dict(), "the TrainConfig")
+    if isinstance(saved, dict):
+        saved = {k: v for k, v in saved.items() if k != "grad_accum"}
+    current = {k: v for k, v in config.to_dict().items() if k != "grad_accum"}
+    check_same(path, saved, current, "the TrainConfig")
     check_same(path, checkpoint.extra, extra, "the run settings (extra)")
     history = saved_history(path, checkpoint.history)
     if checkpoint.step > config.steps:
@@ -304,6 +334,7 @@ def train(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     label: str = "train",
+    world: World = SINGLE,
 ) -> TrainResult:
     """Train ``model`` (already on its device) on batches from ``sample``.
 
@@ -314,8 +345,21 @@ def train(
     ``stop_after`` ends the run early at that step, as an interruption would, keeping the
     schedule of ``config.steps``. ``progress=None`` shows a bar only on a terminal; ``log``
     receives one line per evaluation.
+
+    With ``world`` of several ranks (under torchrun), every rank calls ``train`` with the same
+    arguments; each trains on its slice of every batch through ``DistributedDataParallel``,
+    and only rank 0 writes the checkpoint.
     """
     device = next(model.parameters()).device
+    if config.batch_size % (world.size * config.grad_accum):
+        raise ValueError(
+            f"batch_size: expected a multiple of ranks x grad_accum = {world.size} x "
+            f"{config.grad_accum}, got {config.batch_size}"
+        )
+    ddp = None
+    if world.size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer = build_optimizer(model, config)
     history, step, extra = History(), 0, extra or {}
     if resume:
@@ -332,16 +376,17 @@ def train(
 
     def evaluate_and_save() -> None:
         losses = {
-            f"{name}_loss": estimate_loss(model, s, config, device) for name, s in eval_sets.items()
+            f"{name}_loss": estimate_loss(model, s, config, device, world)
+            for name, s in eval_sets.items()
         }
         history.evals.append({"step": step, **losses})
-        if log is not None:
+        if log is not None and world.is_main:
             shown = ", ".join(f"{k.removesuffix('_loss')} loss {v:.4f}" for k, v in losses.items())
             log(f"step {step:>5}: {shown}")
         save()
 
     def save() -> None:
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and world.is_main:
             save_checkpoint(
                 checkpoint_path,
                 model,
@@ -356,14 +401,14 @@ def train(
     model.train()
     if step == 0 and not history.evals:
         evaluate_and_save()  # the untrained loss, near ln(vocab_size)
-    hide = None if progress is None else not progress
+    hide = (None if progress is None else not progress) if world.is_main else True
     bar = tqdm(total=config.steps, initial=step, desc=label, disable=hide, leave=False)
     while step < end:
         inputs, targets = sample(config.batch_size, generator)  # (B, T), (B, T)
         lr = learning_rate_at(step, config)
         loss, norm = train_step(
             model, optimizer, inputs.to(device), targets.to(device), lr, config.grad_clip, step,
-            config.grad_accum,
+            config.grad_accum, world, ddp,
         )  # fmt: skip
         step += 1
         history.train_loss.append(loss)
