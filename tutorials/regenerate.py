@@ -27,7 +27,7 @@ def regenerate(
     """Every result and figure the tutorials use, written under ``results``.
 
     ``experiments`` and ``with_language_model=False`` leave runs out (v5 trained on the
-    standard library takes about four minutes, v7's ablation about ten); the tests use them
+    standard library takes about four minutes, v7's ablation about twelve); the tests use them
     to keep CI short.
     """
     for experiment in experiments:

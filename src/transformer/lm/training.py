@@ -132,6 +132,14 @@ def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
+def summed_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """The sum (not the mean) of the cross-entropy over scored targets: logits (b, T, V),
+    targets (b, T). Divided by a whole batch's count, parts of it add up to its mean."""
+    return F.cross_entropy(
+        logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+
+
 def check_finite(value: float, step: int, lr: float) -> None:
     if not math.isfinite(value):
         raise TrainingDiverged(
@@ -154,11 +162,7 @@ def accumulate_gradients(
     for index, (part_inputs, part_targets) in enumerate(pairs):  # (b, T) each
         last = index == len(pairs) - 1
         with contextlib.nullcontext() if last or no_sync is None else no_sync():
-            logits = model(part_inputs)  # (b, T, V)
-            loss = F.cross_entropy(
-                logits.flatten(0, 1), part_targets.flatten(), ignore_index=IGNORE_INDEX,
-                reduction="sum",
-            ) / scored  # fmt: skip
+            loss = summed_loss(model(part_inputs), part_targets) / scored  # model: (b, T, V)
             total += loss.item()
             (loss * scale).backward()
     return total
@@ -226,10 +230,7 @@ def estimate_loss(
             continue
         scored = max(1, int((targets != IGNORE_INDEX).sum()))
         logits = model(world.shard(inputs).to(device))  # (B / ranks, T, V)
-        local = F.cross_entropy(
-            logits.flatten(0, 1), world.shard(targets).to(device).flatten(),
-            ignore_index=IGNORE_INDEX, reduction="sum",
-        ).item()  # fmt: skip
+        local = summed_loss(logits, world.shard(targets).to(device)).item()
         total += world.sum(local / scored, device)
     model.train(was_training)
     return total / config.eval_batches
