@@ -172,9 +172,8 @@ def train_variant(
     training: TrainConfig,
     block: int,
     device: torch.device,
-) -> tuple[dict, SequenceModel]:
-    """Train one variant from one seed: its val bits/char and length generalisation, and
-    the trained model."""
+) -> dict:
+    """Train one variant from one seed: its val bits/char and length generalisation."""
     torch.manual_seed(seed)
     model = get_stage(variant.version).build_model(model_config(variant, size, block)).to(device)
     generator = torch.Generator().manual_seed(seed)
@@ -191,13 +190,12 @@ def train_variant(
         label=f"{variant.name} seed {seed}",
     )
     val = full_loss(model, corpus.val, block, training.batch_size)
-    record = {
+    return {
         "seed": seed,
         "val_bits_per_char": rounded(val / LN2),
         "train_loss_last": rounded(result.history.train_loss[-1]),
         "length": length_generalisation(model, corpus.val, block, training.batch_size),
     }
-    return record, model
 
 
 def spread(values: list[float]) -> dict:

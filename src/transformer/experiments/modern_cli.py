@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
         stage = get_stage(variant.version)
         architecture = stage.architecture(config)
         runs = [
-            ablation.train_variant(variant, seed, corpus, size, training, block, device)[0]
+            ablation.train_variant(variant, seed, corpus, size, training, block, device)
             for seed in seeds
         ]
         torch.manual_seed(args.seed)
