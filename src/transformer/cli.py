@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -95,6 +97,8 @@ class RunLock:
     """An exclusive lock on a run's output directory, held until ``release`` (or exit).
 
     Two runs on one ``--out`` would interleave their files; the second is refused instead.
+    While it is held, SIGTERM (``kill``, or torchrun stopping the other ranks when one dies)
+    exits through Python, so the ``finally`` that releases it runs and no ``.lock`` is left.
     """
 
     NAME = ".lock"
@@ -110,6 +114,7 @@ class RunLock:
             self.handle.close()
             parser.error(f"{flag}: expected a directory no other run is using, but {out} is "
                          f"locked by another run ({self.path})")  # fmt: skip
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
