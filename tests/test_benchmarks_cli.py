@@ -6,6 +6,7 @@ overwrites a full run's results.
 """
 
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 # the benchmarks import their siblings as top-level modules (``from _cli import ...``)
-MODULES = ("_cli", "_harness", "_measure", "_report", "attention", "block", "gpt")
+MODULES = ("_cli", "_harness", "_measure", "_report", "attention", "block", "gpt", "distributed")
 # if a check were missing, the run would go on: keep it short, so the test fails fast
 SHORT = ["--quick", "--seq-lens", "8", "--device", "cpu", "--threads", "1"]
 
@@ -131,3 +132,49 @@ def test_flags_given_explicitly_win_over_quick(benchmark, tmp_path):
     args = cli.parse_args(attention.BENCHMARK, [*argv, "--out", str(tmp_path / "a.json")])
     assert (args.seq_lens, args.repeats, args.warmup, args.budget) == ([512], 7, 2, 0.2)
     assert args.out == tmp_path / "a.json" and args.quick
+
+
+# distributed.py has its own flags (process counts, not sequence lengths)
+DISTRIBUTED_BAD = [
+    (["--processes", "0"], "--processes"),
+    (["--processes", "1", "3"], "--batch-size"),  # 16 rows do not split over 3 processes
+    (["--d-model", "30"], "--d-model"),  # 4 heads
+    (["--out", "FILE/a.json"], "--out"),
+    (["--warmup", "-1"], "--warmup"),
+]
+
+
+@pytest.mark.parametrize(
+    ("bad", "flag"), DISTRIBUTED_BAD, ids=[" ".join(b[0]) for b in DISTRIBUTED_BAD]
+)
+def test_distributed_bad_flag_exits_2_with_one_line(tmp_path, bad, flag):
+    regular = tmp_path / "FILE"
+    regular.write_text("not a directory\n")
+    bad = [arg.replace("FILE", str(regular)) for arg in bad]
+    done = run_benchmark("distributed", "--quick", "--out", str(tmp_path / "o" / "r.json"), *bad)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("distributed.py: error: ") and flag in lines[0]
+    assert done.stdout == "" and files_under(tmp_path) == [regular]
+
+
+def test_distributed_quick_has_its_own_default_out(benchmark):
+    distributed = benchmark("distributed")
+    full, quick = distributed.parse([]), distributed.parse(["--quick", "--warmup", "2"])
+    assert full.out.name == "distributed.json" and quick.out.name == "distributed.quick.json"
+    assert (full.steps, full.warmup, full.processes) == (20, 3, [1, 2])
+    assert (quick.steps, quick.warmup, quick.allreduce_repeats) == (3, 2, 3)  # given: wins
+
+
+@pytest.mark.slow
+def test_distributed_measures_one_and_two_processes(tmp_path):
+    out = tmp_path / "d.json"
+    done = run_benchmark("distributed", "--quick", "--steps", "1", "--warmup", "0",
+                         "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["processes"], r["allreduce_ms"] is None) for r in rows] == [(1, True), (2, False)]
+    assert all(r["tokens_per_s"] > 0 and r["step_ms"] > 0 for r in rows)
+    assert rows[1]["parameters"] == rows[0]["parameters"] > 100_000
+    # the cores are shared out: two processes get half the threads each
+    assert rows[1]["threads_per_process"] == max(1, rows[0]["threads_per_process"] // 2)

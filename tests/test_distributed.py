@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from transformer.lm.checkpoint import read_checkpoint
 from transformer.lm.distributed import World
+from transformer_teaching import data_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "language_model.py"
@@ -25,6 +26,7 @@ TINY_RUN = ["--quick", "--steps", str(STEPS), "--device", "cpu", "--seed", "1"]
 SAME_SLICE = """
 import sys
 from transformer.lm.distributed import World
+from transformer_teaching import data_parallel
 World.shard = lambda self, batch: batch[: batch.shape[0] // self.size]
 from transformer.experiments.language_model import main
 sys.exit(main(sys.argv[1:]))
@@ -191,3 +193,18 @@ def test_a_finished_checkpoint_resumes_in_one_process_and_back_with_nothing_new(
     again = launch([*run, "--grad-accum", "2", "--resume", "--out", str(out)], 2)
     assert again.returncode == 0, again.stderr
     assert (out / "checkpoint.safetensors").read_bytes() == written_bytes
+
+
+@pytest.mark.slow
+def test_the_equality_tutorial_09_quotes_is_measured_on_real_runs(tmp_path, monkeypatch):
+    """``transformer_teaching.data_parallel`` (shortened here): torchrun's two processes and
+    one accumulating process are recorded as bit-identical, and the file is written."""
+    monkeypatch.setattr(data_parallel, "SETTINGS", ["--quick", "--device", "cpu", "--steps", "10"])
+    monkeypatch.setattr(data_parallel, "SHOWN_STEPS", (1, 10))
+    path = data_parallel.save(tmp_path)
+    measured = json.loads(path.read_text())
+    same = measured["two_vs_accumulated"]
+    assert same["max_abs_weight_difference"] == 0.0 == same["max_abs_train_loss_difference"]
+    assert sorted(same["train_loss_difference_at_step"]) == ["1", "10"]
+    bits = measured["val_bits_per_char"]
+    assert bits["two"] == bits["accumulated"] and 0 < bits["whole"] < 8
