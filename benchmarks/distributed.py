@@ -112,9 +112,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """Every flag checked before anything runs; a bad one exits 2 in one line."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.quick:
+    given = sys.argv[1:] if argv is None else argv
+    if args.quick:  # a flag given explicitly wins, as --steps 5 or --steps=5
         for name, value in QUICK.items():
-            if f"--{name.replace('_', '-')}" not in (argv or sys.argv[1:]):
+            flag = f"--{name.replace('_', '-')}"
+            if not any(a == flag or a.startswith(f"{flag}=") for a in given):
                 setattr(args, name, value)
     if args.warmup < 0:
         parser.error(f"--warmup: expected an integer >= 0, got {args.warmup}")

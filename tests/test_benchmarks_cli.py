@@ -164,6 +164,8 @@ def test_distributed_quick_has_its_own_default_out(benchmark):
     assert full.out.name == "distributed.json" and quick.out.name == "distributed.quick.json"
     assert (full.steps, full.warmup, full.processes) == (20, 3, [1, 2])
     assert (quick.steps, quick.warmup, quick.allreduce_repeats) == (3, 2, 3)  # given: wins
+    spelled = distributed.parse(["--quick", "--steps=7"])
+    assert (spelled.steps, spelled.warmup) == (7, 1)
 
 
 @pytest.mark.slow
