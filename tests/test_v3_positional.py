@@ -1,6 +1,7 @@
 """v3_positional: the paper's sinusoidal formula, learned positions, and the stage's model."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -151,3 +152,11 @@ def test_dot_products_of_positions_depend_only_on_their_distance():
         closed_form = sum(math.cos(k / 10000 ** (2 * i / 16)) for i in range(8))
         assert stats["mean"] == pytest.approx(closed_form, abs=1e-5)
         assert stats["spread"] < 1e-5
+
+
+def test_the_encoding_figure_is_drawn_without_warnings(tmp_path):
+    """seaborn's ``center=`` path calls a deprecated colormap method; the figure avoids it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        positions.plot(tmp_path / "encoding.png", max_len=16, d_model=8)
+    assert (tmp_path / "encoding.png").stat().st_size > 1000

@@ -44,7 +44,7 @@ def plot(path: Path, max_len: int = MAX_LEN, d_model: int = D_MODEL) -> None:
 
     table = sinusoidal_encoding(max_len, d_model)  # (max_len, d_model)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    sns.heatmap(table.numpy(), ax=left, cmap="RdBu_r", center=0, vmin=-1, vmax=1)
+    sns.heatmap(table.numpy(), ax=left, cmap="RdBu_r", vmin=-1, vmax=1)  # symmetric: 0 is white
     left.set(xlabel="dimension", ylabel="position", title="PE(pos, dim): fast clocks on the left")
     sns.heatmap((table @ table.T).numpy(), ax=right, cmap="viridis", square=True)
     right.set(xlabel="position q", ylabel="position p", title="PE(p)·PE(q) depends on p - q only")
