@@ -221,6 +221,8 @@ def work(args: argparse.Namespace) -> None:
         row["allreduce_share"] = row["allreduce_ms"] / row["step_ms"]
     if world.is_main:
         write_json(args._worker, row)
+    if world.size > 1:  # no rank tears the group down while another still uses it
+        dist.barrier()
     distributed.stop()
 
 

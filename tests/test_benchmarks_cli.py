@@ -173,7 +173,7 @@ def test_distributed_measures_one_and_two_processes(tmp_path):
     out = tmp_path / "d.json"
     done = run_benchmark("distributed", "--quick", "--steps", "1", "--warmup", "0",
                          "--out", str(out))  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[:2000] + "\n...\n" + done.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
     assert [(r["processes"], r["allreduce_ms"] is None) for r in rows] == [(1, True), (2, False)]
     assert all(r["tokens_per_s"] > 0 and r["step_ms"] > 0 for r in rows)
