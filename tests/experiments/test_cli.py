@@ -95,8 +95,11 @@ def test_script_runs_every_stage_in_quick_mode(experiment, tmp_path):
 
 
 @pytest.mark.slow
-def test_default_output_directory_is_results_experiment(tmp_path):
+def test_default_output_directory_is_results_experiment_and_quick_for_a_quick_run(tmp_path):
     proc = run_script("sequential", "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "results" / "sequential" / "quick" / "v1" / "results.json").is_file()
+    proc = run_script("sequential", "--steps", "2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "results" / "sequential" / "v1" / "results.json").is_file()
 
@@ -216,13 +219,16 @@ def test_compare_collects_stages_by_experiments(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "| stage | pattern | fibonacci | sequential |" in proc.stdout
-    summary = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    compared = tmp_path / "compare" / "quick"  # quick runs, in their own folders
+    summary = json.loads((compared / "comparison.json").read_text())
     assert set(summary) == set(EXPERIMENTS)
     assert all(set(runs) == set(VERSIONS) for runs in summary.values())
-    assert (tmp_path / "compare" / "comparison.png").read_bytes()[:4] == b"\x89PNG"
-    table = (tmp_path / "compare" / "comparison.md").read_text()
-    run = json.loads((tmp_path / "fibonacci" / "v2" / "results.json").read_text())
-    assert f"{100 * run['trained']['accuracy']:.1f}%" in table.splitlines()[3]
+    assert (compared / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    table = (compared / "comparison.md").read_text()
+    assert table.startswith("Quick runs:")
+    run = json.loads((tmp_path / "fibonacci" / "quick" / "v2" / "results.json").read_text())
+    row = next(line for line in table.splitlines() if line.startswith("| v2 |"))
+    assert f"{100 * run['trained']['accuracy']:.1f}%" in row.split("|")[3]  # its fibonacci cell
 
 
 def test_compare_without_results_exits_2(tmp_path):

@@ -53,8 +53,15 @@ def build_parser(experiment: str) -> cli.OneLineParser:
         help=f"training steps (default {TASK_TRAINING.steps}, {QUICK_TRAINING.steps} with --quick)",
     )
     cli.add_device(parser)
-    parser.add_argument("--out", type=Path, default=None, help=f"default results/{experiment}/")
-    parser.add_argument("--quick", action="store_true", help="a few seconds, for tests")
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help=f"default results/{experiment}/ (results/{experiment}/quick/ with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a short run for trying the command; written to its own folder and marked "
+        "quick in results.json and the figures, so it never passes for a full run",
+    )  # fmt: skip
     parser.add_argument(
         "--option",
         action="append",
@@ -96,13 +103,18 @@ def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, 
             get_stage(version).resolve(model_config(task, version, args.options))
         except (TypeError, ValueError) as error:
             parser.error(f"--option: {error}")
-    args.out = args.out or Path("results") / experiment
+    args.out = args.out or default_out(experiment, args.quick)
     problem = cli.check_writable(args.out)
     if problem:
         parser.error(problem)
     device = cli.resolve_device(args.device, parser)
     cli.prepare_out(args.out, parser)
     return args, device
+
+
+def default_out(experiment: str, quick: bool) -> Path:
+    """Where a run goes without --out: a quick run never replaces a full one."""
+    return Path("results") / experiment / ("quick" if quick else "")
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -165,6 +177,8 @@ def main(experiment: str, argv: list[str] | None = None) -> int:
             options=args.options,
             checkpoint_path=args.out / version / CHECKPOINT,
         )
+        if args.quick:
+            run.result["quick"] = True
         path = save_stage(run, args.out / version)
         rows.append(summary_row(run, time.perf_counter() - start))
         probes.append(probe_line(run))
@@ -192,7 +206,8 @@ def main(experiment: str, argv: list[str] | None = None) -> int:
                 "steps": config.steps,
                 "device": device.type,
                 "stages": comparison,
-            },
+            }
+            | ({"quick": True} if args.quick else {}),
         )
         print(f"comparison written to {path}")
     return 0

@@ -3,7 +3,9 @@
     python experiments/compare.py [--run] [--results results/] [--out results/compare/]
 
 With ``--run`` it first runs every experiment on every registered stage (``--version all``),
-passing on ``--seed``, ``--steps``, ``--device`` and ``--quick``.
+passing on ``--seed``, ``--steps``, ``--device`` and ``--quick``. Quick runs live in their
+own folders (``<results>/<experiment>/quick/`` and ``<results>/compare/quick/``), so
+``--quick`` reads and writes only those, and a table or figure made from them says so.
 """
 
 from __future__ import annotations
@@ -27,14 +29,21 @@ def build_parser() -> cli.OneLineParser:
         default=Path("results"),
         help="where the experiments wrote their results (default results/)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="default <results>/compare/")
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="default <results>/compare/ (<results>/compare/quick/ with --quick)",
+    )  # fmt: skip
     parser.add_argument("--run", action="store_true", help="run all experiments first")
     cli.add_seed(parser)
     parser.add_argument(
         "--steps", type=cli.positive_int, default=None, help="training steps, with --run"
     )
     cli.add_device(parser)
-    parser.add_argument("--quick", action="store_true", help="short runs, with --run")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="the quick runs: with --run, run the experiments with --quick; read them from "
+        "<results>/<experiment>/quick/",
+    )  # fmt: skip
     return parser
 
 
@@ -50,19 +59,26 @@ def read_results(path: Path) -> dict:
     return run
 
 
-def collect(results: Path) -> dict[str, dict[str, dict]]:
-    """{experiment: {version: results.json contents}} for every file that exists."""
+def collect(results: Path, quick: bool = False) -> dict[str, dict[str, dict]]:
+    """{experiment: {version: results.json contents}} for every file that exists (the quick
+    runs' folders with ``quick``)."""
     found: dict[str, dict[str, dict]] = {}
     for experiment in TASKS:
         for stage in list_stages():
-            path = results / experiment / stage.version / "results.json"
+            path = task_cli.default_out(experiment, quick).relative_to("results")
+            path = results / path / stage.version / "results.json"
             if path.is_file():
                 found.setdefault(experiment, {})[stage.version] = read_results(path)
     return found
 
 
+def any_quick(found: dict[str, dict[str, dict]]) -> bool:
+    return any(run.get("quick") for runs in found.values() for run in runs.values())
+
+
 def markdown_table(found: dict[str, dict[str, dict]]) -> str:
-    """Held-out accuracy per stage (rows) and experiment (columns), with chance."""
+    """Held-out accuracy per stage (rows) and experiment (columns), with chance; a line
+    above it says so when some runs were quick ones."""
     experiments = [e for e in TASKS if e in found]
     versions = [s.version for s in list_stages() if any(s.version in found[e] for e in found)]
     header = "| stage | " + " | ".join(experiments) + " |"
@@ -80,13 +96,22 @@ def markdown_table(found: dict[str, dict[str, dict]]) -> str:
         for e in experiments
     ]
     lines.append("| guess among seen tokens | " + " | ".join(guess) + " |")
+    if any_quick(found):
+        lines.insert(
+            0, "Quick runs: short training for trying the commands, not for conclusions.\n"
+        )
     return "\n".join(lines) + "\n"
+
+
+def task_out(args, experiment: str) -> Path:
+    """Where ``--run`` sends one experiment's results (its quick folder with --quick)."""
+    return args.results / task_cli.default_out(experiment, args.quick).relative_to("results")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = args.out or args.results / "compare"
+    out = args.out or args.results / "compare" / ("quick" if args.quick else "")
     for path, flag in ((args.results, "--results"), (out, "--out")):
         problem = cli.check_writable(path, flag)
         if problem:
@@ -97,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         passed += ["--steps", str(args.steps)] if args.steps is not None else []
         passed += ["--quick"] if args.quick else []
         for experiment in TASKS:
-            task_cli.parse(experiment, [*passed, "--out", str(args.results / experiment)])
+            task_cli.parse(experiment, [*passed, "--out", str(task_out(args, experiment))])
         for experiment in TASKS:
-            task_cli.main(experiment, [*passed, "--out", str(args.results / experiment)])
+            task_cli.main(experiment, [*passed, "--out", str(task_out(args, experiment))])
     try:
-        found = collect(args.results)
+        found = collect(args.results, args.quick)
     except ValueError as error:
         parser.error(f"--results: {error}")
     if not found:
@@ -123,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             }
             | {"seed": run["seed"], "steps": run["training"]["steps"], "device": run["device"]}
+            | ({"quick": True} if run.get("quick") else {})
             for version, run in runs.items()
         }
         for experiment, runs in found.items()
@@ -131,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         out / "comparison.png",
         {e: {v: r["trained"]["accuracy"] for v, r in runs.items()} for e, runs in found.items()},
         {e: TASKS[e].chance for e in found},
+        quick=any_quick(found),
     )
     write_bytes(out / "comparison.md", table.encode())
     write_json(out / "comparison.json", summary)

@@ -2,6 +2,7 @@
 
     python experiments/language_model.py --version v5 --seed 0 --steps 2500
         --device auto|cpu|cuda --out results/language_model/ [--resume] [--quick]
+        (--quick: a tiny run, written to results/language_model/quick/ unless --out is given)
         [--num-layers 4 --num-heads 4 --d-model 128 --block-size 128 --batch-size 16]
         [--warmup-steps N] [--grad-accum K] [--option KEY=VALUE ...]
 
@@ -82,13 +83,18 @@ def build_parser() -> cli.OneLineParser:
     )
     cli.add_device(parser)
     parser.add_argument(
-        "--out", type=Path, default=Path("results") / NAME, help=f"default results/{NAME}/"
-    )
+        "--out", type=Path, default=None,
+        help=f"default results/{NAME}/ (results/{NAME}/quick/ with --quick)",
+    )  # fmt: skip
     parser.add_argument("--resume", action="store_true", help=f"continue from <out>/{CHECKPOINT}")
     parser.add_argument(
         "--overwrite", action="store_true", help=f"start over, replacing <out>/{CHECKPOINT}"
     )
-    parser.add_argument("--quick", action="store_true", help="a short run, for tests")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a short run for trying the command (a tiny model on 200 kB); written to its own "
+        "folder and marked quick in results.json and the figures",
+    )  # fmt: skip
     for flag, alias, key in MODEL_FLAGS:
         parser.add_argument(
             flag, alias, dest=key, type=cli.positive_int, default=None,
@@ -159,6 +165,8 @@ def parse(
     if args.version not in known:
         parser.error(f"--version: unknown stage {args.version!r}; known stages: {', '.join(known)}")
     args.options = parse_options(args.option, parser)
+    if args.out is None:  # a quick run never replaces a full one
+        args.out = Path("results") / NAME / ("quick" if args.quick else "")
     try:
         chosen = configs(args)
     except (TypeError, ValueError) as error:
@@ -250,7 +258,7 @@ def run(
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "training": train_config.to_dict() | {"block_size": block},
         **measured,
-    }
+    } | ({"quick": True} if args.quick else {})
 
 
 def main(argv: list[str] | None = None) -> int:

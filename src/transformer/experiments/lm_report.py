@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
+from transformer.experiments.plots import QUICK_NOTE  # noqa: E402
 from transformer.experiments.runner import rounded  # noqa: E402
 from transformer.io import write_figure, write_json  # noqa: E402
 from transformer.lm import (  # noqa: E402
@@ -120,6 +121,10 @@ def measure(
     }
 
 
+def quick_note(results: dict) -> str:
+    return QUICK_NOTE if results.get("quick") else ""
+
+
 def draw_losses(path: Path, results: dict) -> None:
     curves, base = results["curves"], results["baselines"]
     train = curves["train_loss"]
@@ -133,14 +138,14 @@ def draw_losses(path: Path, results: dict) -> None:
         color="black",
         linestyle="--",
         linewidth=0.8,
-        label=f"unigram baseline ({base['unigram_bits_per_char']:.2f} bits/char)",
+        label=f"unigram baseline ({base['unigram_nats']:.2f} nats/byte)",
     )
     ax.set_ylim(0, base["uniform_nats"] * 1.05)
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats per byte)")
-    bits = results["final"]["val_bits_per_char"]
-    title = f"{results['version']} on the Python standard library: val {bits:.2f} bits/char"
-    ax.set_title(title, fontsize=10)
+    nats = results["final"]["val_loss"]  # one unit on the axis and in the title
+    title = f"{results['version']} on the Python standard library: val {nats:.3f} nats/byte"
+    ax.set_title(title + quick_note(results), fontsize=10)
     ax.legend(fontsize=8)
     write_figure(path, fig)
     plt.close(fig)
@@ -159,7 +164,7 @@ def draw_schedule(path: Path, results: dict) -> None:
     if clip is not None:
         right.axhline(clip, color="tab:orange", linestyle=":", linewidth=0.8)
     right.set_ylabel("gradient norm before clipping (dotted: clip)", color="tab:orange")
-    ax.set_title("Warmup, then cosine decay to the floor", fontsize=10)
+    ax.set_title("Warmup, then cosine decay to the floor" + quick_note(results), fontsize=10)
     write_figure(path, fig)
     plt.close(fig)
 

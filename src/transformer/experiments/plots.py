@@ -59,10 +59,15 @@ def loss_curve(path: Path, losses: list[float], chance_loss: float, title: str) 
     plt.close(fig)
 
 
+QUICK_NOTE = " [quick run]"  # on every figure drawn from --quick results
+
+
 def comparison_chart(
-    path: Path, accuracy: dict[str, dict[str, float]], chance: dict[str, float]
+    path: Path, accuracy: dict[str, dict[str, float]], chance: dict[str, float], quick=False
 ) -> None:
-    """Grouped bars: held-out accuracy of each stage (bars) on each experiment (groups)."""
+    """Grouped bars: held-out accuracy of each stage (bars) on each experiment (groups);
+    ``quick`` says in the title that some of the runs were --quick ones."""
+    note = QUICK_NOTE if quick else ""
     experiments = list(chance)
     versions = sorted({v for row in accuracy.values() for v in row})
     width = 0.8 / max(len(versions), 1)
@@ -77,7 +82,7 @@ def comparison_chart(
     ax.set_xticks(range(len(experiments)), experiments)
     ax.set_ylim(0, 1)
     ax.set_ylabel("held-out accuracy")
-    ax.set_title("Which stage solves which task (dotted: chance)", fontsize=10)
+    ax.set_title(f"Which stage solves which task (dotted: chance){note}", fontsize=10)
     ax.legend(fontsize=8, title="stage", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     write_figure(path, fig)

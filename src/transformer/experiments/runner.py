@@ -201,26 +201,28 @@ FIGURES = ("probe_attention.png", "trained_attention.png", "loss_curve.png")
 
 
 def save_stage(run: StageRun, out_dir: Path) -> Path:
-    """Write the figures, then results.json (so a results.json always has its figures)."""
+    """Write the figures, then results.json (so a results.json always has its figures).
+    A result marked ``"quick": true`` says so in every figure's title."""
     name, version = run.result["experiment"], run.result["version"]
+    note = plots.QUICK_NOTE if run.result.get("quick") else ""
     plots.attention_heatmaps(
         out_dir / FIGURES[0],
         run.probe_maps,
         run.result["probe"]["tokens"],
-        f"{name}, {version} untrained: attention on a hand-made input",
+        f"{name}, {version} untrained: attention on a hand-made input{note}",
     )
     accuracy_pct = 100 * run.result["trained"]["accuracy"]
     plots.attention_heatmaps(
         out_dir / FIGURES[1],
         run.trained_maps,
         run.example_tokens,
-        f"{name}, {version} trained ({accuracy_pct:.1f}% held-out accuracy)",
+        f"{name}, {version} trained ({accuracy_pct:.1f}% held-out accuracy){note}",
     )
     plots.loss_curve(
         out_dir / FIGURES[2],
         run.losses,
         math.log(run.result["task"]["vocab_size"]),
-        f"{name}, {version}: training loss",
+        f"{name}, {version}: training loss{note}",
     )
     path = out_dir / "results.json"
     write_json(path, run.result | {"files": [*FIGURES, CHECKPOINT]})
