@@ -180,10 +180,7 @@ def work(args: argparse.Namespace) -> None:
         **{name: getattr(args, name) for name in SIZES},
     )  # fmt: skip
     model = get_stage("v5").build_model(config).to(device)
-    ddp = None
-    if world.size > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    ddp = distributed.wrap(model, world)
     optimizer = build_optimizer(model, TrainConfig())
     generator = torch.Generator().manual_seed(args.seed)
     shape = (args.batch_size, args.block_size + 1)
@@ -241,7 +238,6 @@ def slowest(seconds: float, world: distributed.World, device: torch.device) -> f
 
 
 def report(rows: list[dict], payload: dict) -> str:
-    base = next((r for r in rows if r["processes"] == 1), None)
     lines = [
         f"v5 GPT training step, global batch {payload['settings']['batch_size']} x T "
         f"{payload['settings']['block_size']}, {payload['settings']['device']} "
@@ -251,7 +247,7 @@ def report(rows: list[dict], payload: dict) -> str:
         "| --: | --: | --: | --: | --: | --: | --: |",
     ]
     for row in rows:
-        ratio = f"{row['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"
+        ratio = "-" if row["speedup_vs_1"] is None else f"{row['speedup_vs_1']:.2f}x"
         reduce = "-" if row["allreduce_ms"] is None else f"{row['allreduce_ms']:.2f}"
         share = "-" if row["allreduce_share"] is None else f"{100 * row['allreduce_share']:.0f}%"
         lines.append(f"| {row['processes']} | {row['threads_per_process']} | "
@@ -266,10 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     if args._worker is not None:
         work(args)
         return 0
-    forwarded = [a for a in argv if a != "--_worker"]
-    rows = [measure(count, args, forwarded) for count in args.processes]
+    rows = [measure(count, args, argv) for count in args.processes]
+    base = next((r for r in rows if r["processes"] == 1), None)
     for row in rows:
-        base = next((r for r in rows if r["processes"] == 1), None)
         row["speedup_vs_1"] = None if base is None else row["tokens_per_s"] / base["tokens_per_s"]
     payload = {
         "benchmark": "distributed",

@@ -77,6 +77,12 @@ def check_writable(out: Path, flag: str = "--out") -> str | None:
     return None
 
 
+def run_folder(root: Path, name: str, quick: bool) -> Path:
+    """Where a run called ``name`` goes under ``root`` without ``--out``: a ``--quick`` run
+    in its own ``quick/`` folder, so that it never replaces a full run."""
+    return root / name / "quick" if quick else root / name
+
+
 def prepare_out(out: Path, parser: argparse.ArgumentParser, flag: str = "--out") -> None:
     """Create ``out`` and prove it can be written, before any work; else a one-line error.
 
@@ -114,11 +120,12 @@ class RunLock:
             self.handle.close()
             parser.error(f"{flag}: expected a directory no other run is using, but {out} is "
                          f"locked by another run ({self.path})")  # fmt: skip
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        self.previous = signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(128 + sig))
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)
         self.handle.close()
+        signal.signal(signal.SIGTERM, self.previous)
 
 
 def resolve_device(name: str, parser: argparse.ArgumentParser) -> torch.device:

@@ -103,18 +103,13 @@ def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, 
             get_stage(version).resolve(model_config(task, version, args.options))
         except (TypeError, ValueError) as error:
             parser.error(f"--option: {error}")
-    args.out = args.out or default_out(experiment, args.quick)
+    args.out = args.out or cli.run_folder(Path("results"), experiment, args.quick)
     problem = cli.check_writable(args.out)
     if problem:
         parser.error(problem)
     device = cli.resolve_device(args.device, parser)
     cli.prepare_out(args.out, parser)
     return args, device
-
-
-def default_out(experiment: str, quick: bool) -> Path:
-    """Where a run goes without --out: a quick run never replaces a full one."""
-    return Path("results") / experiment / ("quick" if quick else "")
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

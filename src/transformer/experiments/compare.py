@@ -65,8 +65,7 @@ def collect(results: Path, quick: bool = False) -> dict[str, dict[str, dict]]:
     found: dict[str, dict[str, dict]] = {}
     for experiment in TASKS:
         for stage in list_stages():
-            path = task_cli.default_out(experiment, quick).relative_to("results")
-            path = results / path / stage.version / "results.json"
+            path = cli.run_folder(results, experiment, quick) / stage.version / "results.json"
             if path.is_file():
                 found.setdefault(experiment, {})[stage.version] = read_results(path)
     return found
@@ -103,15 +102,10 @@ def markdown_table(found: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def task_out(args, experiment: str) -> Path:
-    """Where ``--run`` sends one experiment's results (its quick folder with --quick)."""
-    return args.results / task_cli.default_out(experiment, args.quick).relative_to("results")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = args.out or args.results / "compare" / ("quick" if args.quick else "")
+    out = args.out or cli.run_folder(args.results, "compare", args.quick)
     for path, flag in ((args.results, "--results"), (out, "--out")):
         problem = cli.check_writable(path, flag)
         if problem:
@@ -122,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         passed += ["--steps", str(args.steps)] if args.steps is not None else []
         passed += ["--quick"] if args.quick else []
         for experiment in TASKS:
-            task_cli.parse(experiment, [*passed, "--out", str(task_out(args, experiment))])
+            out_flag = ["--out", str(cli.run_folder(args.results, experiment, args.quick))]
+            task_cli.parse(experiment, [*passed, *out_flag])
         for experiment in TASKS:
-            task_cli.main(experiment, [*passed, "--out", str(task_out(args, experiment))])
+            out_flag = ["--out", str(cli.run_folder(args.results, experiment, args.quick))]
+            task_cli.main(experiment, [*passed, *out_flag])
     try:
         found = collect(args.results, args.quick)
     except ValueError as error:

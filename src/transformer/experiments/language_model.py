@@ -166,7 +166,7 @@ def parse(
         parser.error(f"--version: unknown stage {args.version!r}; known stages: {', '.join(known)}")
     args.options = parse_options(args.option, parser)
     if args.out is None:  # a quick run never replaces a full one
-        args.out = Path("results") / NAME / ("quick" if args.quick else "")
+        args.out = cli.run_folder(Path("results"), NAME, args.quick)
     try:
         chosen = configs(args)
     except (TypeError, ValueError) as error:

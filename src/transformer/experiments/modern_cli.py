@@ -65,7 +65,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, torch.device]:
         parser.error(f"--num-seeds: expected seeds below 2**32, got up to "
                      f"{args.seed + args.num_seeds - 1}")  # fmt: skip
     if args.out is None:
-        args.out = DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT
+        args.out = cli.run_folder(DEFAULT_OUT.parent, NAME, args.quick)
     problem = cli.check_writable(args.out)
     if problem:
         parser.error(problem)

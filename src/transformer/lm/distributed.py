@@ -72,6 +72,15 @@ def join(world: World, device: torch.device) -> torch.device:
     return device
 
 
+def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module | None:
+    """``model`` (already on its device) in ``DistributedDataParallel``; None with one rank."""
+    if world.size == 1:
+        return None
+    device = next(model.parameters()).device
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
 def stop() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -45,7 +45,7 @@ from transformer.lm.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from transformer.lm.distributed import SINGLE, World
+from transformer.lm.distributed import SINGLE, World, wrap
 
 EVAL_SEED = 1234  # the fixed batches every evaluation uses
 IGNORE_INDEX = -100  # a target that is not scored (cross_entropy's default ignore_index)
@@ -357,10 +357,7 @@ def train(
             f"batch_size: expected a multiple of ranks x grad_accum = {world.size} x "
             f"{config.grad_accum}, got {config.batch_size}"
         )
-    ddp = None
-    if world.size > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    ddp = wrap(model, world)  # None with one rank
     optimizer = build_optimizer(model, config)
     history, step, extra = History(), 0, extra or {}
     if resume:
