@@ -6,19 +6,25 @@ contract through which experiments and benchmarks use any stage; see ``transform
 """
 
 from transformer.contract import (
+    NEXT_TOKEN,
+    SEQ2SEQ,
     ModelConfig,
     SequenceModel,
     Stage,
     UnknownStageError,
+    UnsupportedTaskError,
     get_stage,
     list_stages,
 )
 
 __all__ = [
+    "NEXT_TOKEN",
+    "SEQ2SEQ",
     "ModelConfig",
     "SequenceModel",
     "Stage",
     "UnknownStageError",
+    "UnsupportedTaskError",
     "get_stage",
     "list_stages",
 ]

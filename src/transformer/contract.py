@@ -13,6 +13,15 @@
   field or option the stage would ignore is an error, and ``stage.architecture(config)``
   is what actually runs (v1 says ``num_heads: 1``), which results files record.
 
+* Each stage records the kinds of task it can run (``stage.tasks``): ``"next-token"``
+  (the pattern, Fibonacci and sequential experiments and the language model, where every
+  position predicts the next token from the ones before it) and ``"seq2seq"`` (a target
+  written from a source, ``experiments/seq2seq.py``). ``stage.require(task)`` raises
+  :class:`UnsupportedTaskError` with the reason, and ``list_stages(task)`` lists the stages
+  that can run it. v6, the encoder-decoder, is the one stage that is not a decoder-only
+  language model: its ``build_seq2seq_model(config)`` takes the place of
+  ``build_sequence_model``.
+
 Adding a stage means writing a subpackage whose ``__init__`` exposes ``SETTINGS`` and
 ``build_sequence_model(config) -> SequenceModel`` and adding one ``Stage`` line to
 ``_REGISTRY`` below. No experiment changes.
@@ -164,13 +173,48 @@ class UnknownStageError(ValueError):
     """Raised for a version that is not registered; the message lists the known ones."""
 
 
+class UnsupportedTaskError(ValueError):
+    """Raised when a stage is asked to run a kind of task it cannot; the message says why."""
+
+
+NEXT_TOKEN = "next-token"  # each position predicts the next token from those before it
+SEQ2SEQ = "seq2seq"  # a target written from a whole source
+TASKS = (NEXT_TOKEN, SEQ2SEQ)
+DECODER_ONLY = {  # what a decoder-only stage can and cannot do
+    NEXT_TOKEN: "",
+    SEQ2SEQ: "the sequence-to-sequence experiment compares the encoder-decoder (v6) with the "
+    "GPT-family decoders v5 and v7",
+}
+
+
 @dataclass(frozen=True)
 class Stage:
-    """A registered stage: its version, its subpackage and the one idea it adds."""
+    """A registered stage: its version, its subpackage, the one idea it adds, and for each
+    kind of task in ``TASKS`` the reason it cannot run it ("" where it can)."""
 
     version: str
     module: str
     idea: str
+    limits: Mapping[str, str] = field(default_factory=lambda: {NEXT_TOKEN: "", SEQ2SEQ: ""})
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The kinds of task this stage can run."""
+        return tuple(task for task in TASKS if not self.limits[task])
+
+    @property
+    def encoder_decoder(self) -> bool:
+        """Whether the stage is an encoder-decoder (it then cannot run next-token tasks)."""
+        return hasattr(self.load(), "build_seq2seq_model")
+
+    def require(self, task: str) -> None:
+        """Raise :class:`UnsupportedTaskError`, with the reason, unless the stage runs ``task``."""
+        if task not in TASKS:
+            raise ValueError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+        if self.limits[task]:
+            raise UnsupportedTaskError(
+                f"{self.version} cannot run {task} tasks: {self.limits[task]}"
+            )
 
     def load(self):
         """Import the stage's subpackage."""
@@ -234,8 +278,24 @@ class Stage:
 
     def build_model(self, config: ModelConfig) -> SequenceModel:
         """The stage's token-in/logits-out model, built from the resolved ``config``."""
+        self.require(NEXT_TOKEN)
         return self.load().build_sequence_model(self.resolve(config))
 
+    def build_seq2seq_model(self, config: ModelConfig) -> nn.Module:
+        """An encoder-decoder stage's model, built from the resolved ``config``:
+        ``model(src, tgt_in)`` maps source ids (B, S) and decoder inputs (B, T) to logits
+        (B, T, vocab), with ``encode``, ``decode``, ``greedy_decode``, ``beam_search`` and
+        ``forward_with_attention``. A decoder-only stage raises: it reads a source as a
+        prefix of one sequence, through ``build_model``."""
+        if not self.encoder_decoder:
+            raise UnsupportedTaskError(
+                f"{self.version} is decoder-only: build it with build_model and give it the "
+                "source as a prefix"
+            )
+        return self.load().build_seq2seq_model(self.resolve(config))
+
+
+EARLY = DECODER_ONLY  # v1-v4 run the next-token tasks only
 
 _REGISTRY: dict[str, Stage] = {
     stage.version: stage
@@ -245,30 +305,45 @@ _REGISTRY: dict[str, Stage] = {
             "transformer.v1_basic_attention",
             "Scaled dot-product attention: each token takes a softmax(QKᵀ/√d_k)-weighted "
             "average of the values.",
+            EARLY,
         ),
         Stage(
             "v2",
             "transformer.v2_multihead",
             "Multi-head attention: several heads attend in parallel, a drop-in for "
             "nn.MultiheadAttention.",
+            EARLY,
         ),
         Stage(
             "v3",
             "transformer.v3_positional",
             "Positional encoding: a sinusoidal (or learned) vector per position is added to "
             "each token, so order is visible.",
+            EARLY,
         ),
         Stage(
             "v4",
             "transformer.v4_block",
             "The transformer block: attention and feed-forward, each with residual, LayerNorm "
             "and dropout; N stacked.",
+            EARLY,
         ),
         Stage(
             "v5",
             "transformer.v5_gpt",
             "GPT: a decoder-only stack of causal pre-norm blocks whose tied head predicts the next "
             "token; equals GPT-2.",
+        ),
+        Stage(
+            "v6",
+            "transformer.v6_encoder_decoder",
+            "The encoder-decoder: a causal decoder reads the encoded source through "
+            "cross-attention; equals nn.Transformer.",
+            {
+                NEXT_TOKEN: "its encoder sees the whole input at once, so on a next-token task "
+                "it would read the answer; run experiments/seq2seq.py",
+                SEQ2SEQ: "",
+            },
         ),
         Stage(
             "v7",
@@ -280,9 +355,11 @@ _REGISTRY: dict[str, Stage] = {
 }
 
 
-def list_stages() -> list[Stage]:
-    """Every registered stage, in order."""
-    return list(_REGISTRY.values())
+def list_stages(task: str | None = None) -> list[Stage]:
+    """Every registered stage in order, or those that can run ``task`` (see ``TASKS``)."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task: expected None or one of {', '.join(TASKS)}, got {task!r}")
+    return [s for s in _REGISTRY.values() if task is None or task in s.tasks]
 
 
 def get_stage(version: object) -> Stage:
