@@ -427,6 +427,7 @@ def test_unigram_baseline_by_hand():
         (["--n-embd", "30", "--n-head", "4"], "d_model: expected a multiple of num_heads=4"),
         (["--d-model", "30", "--num-heads", "4"], "d_model: expected a multiple of num_heads=4"),
         (["--version", "v9"], "--version: unknown stage 'v9'; known stages: v1"),
+        (["--version", "v6"], "--version: v6 cannot run next-token tasks: its encoder sees"),
         (["--version", "v1", "--num-heads", "2"], "num_heads: expected 1 for v1"),
         (
             ["--option", "norm_first=true"],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from transformer import list_stages
+from transformer import NEXT_TOKEN, list_stages
 from transformer_teaching import quotes
 from transformer_teaching.labs import solutions
 
@@ -96,7 +96,7 @@ def test_quoted_numbers_match_a_fresh_regeneration(tmp_path):
     shutil.copytree(RESULTS, tmp_path, dirs_exist_ok=True)
     started = time.time()
     regenerate.regenerate(tmp_path, experiments=("fibonacci",), with_language_model=False)
-    for stage in list_stages():  # every stage's fibonacci results were written afresh
+    for stage in list_stages(NEXT_TOKEN):  # every stage's fibonacci results were written afresh
         fresh = tmp_path / "fibonacci" / stage.version / "results.json"
         assert fresh.stat().st_mtime > started, stage.version
     for page in PAGES:

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from transformer import NEXT_TOKEN, io, list_stages
 from transformer import cli as shared_cli
-from transformer import io, list_stages
 from transformer.experiments import cli
 from transformer.io import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ["pattern", "fibonacci", "sequential"]
-VERSIONS = [stage.version for stage in list_stages()]  # every registered stage
+VERSIONS = [stage.version for stage in list_stages(NEXT_TOKEN)]  # every stage these tasks take
 FIGURES = [
     "checkpoint.safetensors",
     "loss_curve.png",
@@ -84,6 +84,8 @@ def test_script_runs_every_stage_in_quick_mode(experiment, tmp_path):
     proc = run_script(experiment, "--version", "all", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout and "chance" in proc.stdout
+    assert "skipping v6: it cannot run next-token tasks (its encoder sees" in proc.stdout
+    assert not (out / "v6").exists()
     for version in VERSIONS:
         assert sorted(p.name for p in (out / version).iterdir()) == FIGURES
         for png in FIGURES:
@@ -107,7 +109,12 @@ def test_default_output_directory_is_results_experiment_and_quick_for_a_quick_ru
 BAD_FLAGS = [
     (
         ["--version", "v9"],
-        "--version: unknown stage 'v9'; known stages: v1, v2, v3, v4, v5, v7, all",
+        "--version: unknown stage 'v9'; known stages: v1, v2, v3, v4, v5, v6, v7, all",
+    ),
+    (
+        ["--version", "v6"],
+        "--version: v6 cannot run next-token tasks: its encoder sees the whole input at once, "
+        "so on a next-token task it would read the answer; run experiments/seq2seq.py",
     ),
     (["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
     (

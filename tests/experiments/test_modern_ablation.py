@@ -13,6 +13,7 @@ from transformer import ModelConfig, get_stage
 from transformer.experiments import modern_ablation as ablation
 from transformer.experiments import modern_cli
 from transformer.experiments.lm_report import full_loss
+from transformer.experiments.runner import spread
 
 ROOT = Path(__file__).resolve().parents[2]
 GPT2 = {"positions": "learned", "norm": "layernorm", "mlp": "gelu", "bias": True}
@@ -69,8 +70,8 @@ def test_learned_positions_say_they_cannot_run_past_the_context_and_rope_runs():
 
 
 def test_spread_and_separation_from_v5():
-    assert ablation.spread([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0}
-    assert ablation.spread([4.0])["std"] == 0.0
+    assert spread([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0}
+    assert spread([4.0])["std"] == 0.0
     run = {"length": {"runs_past_context": False, "reason": "r"}}
     variants = {
         "v5": {"runs": [run | {"val_bits_per_char": b} for b in (2.0, 2.2)]},

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from transformer import cli
-from transformer.contract import get_stage, list_stages
+from transformer.contract import NEXT_TOKEN, UnsupportedTaskError, get_stage, list_stages
 from transformer.experiments.runner import (
     CHECKPOINT,
     HELDOUT_SEQUENCES,
@@ -43,8 +43,11 @@ def build_parser(experiment: str) -> cli.OneLineParser:
         description=f"The {experiment} experiment: {task.description}. Probes the untrained "
         "stage, trains it, and reports held-out accuracy and where its attention goes.",
     )
-    versions = ", ".join(s.version for s in list_stages())
-    parser.add_argument("--version", default="v1", help=f"stage to run ({versions}) or 'all'")
+    versions = ", ".join(s.version for s in list_stages(NEXT_TOKEN))
+    parser.add_argument(
+        "--version", default="v1",
+        help=f"stage to run ({versions}) or 'all' (every stage that can run next-token tasks)",
+    )  # fmt: skip
     cli.add_seed(parser)
     parser.add_argument(
         "--steps",
@@ -95,7 +98,15 @@ def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, 
         parser.error(
             f"--version: unknown stage {args.version!r}; known stages: {', '.join(known)}, all"
         )
-    args.versions = known if args.version == "all" else [args.version]
+    if args.version == "all":
+        args.versions = [s.version for s in list_stages(NEXT_TOKEN)]
+        args.skipped = [s for s in list_stages() if NEXT_TOKEN not in s.tasks]
+    else:
+        try:
+            get_stage(args.version).require(NEXT_TOKEN)
+        except UnsupportedTaskError as error:
+            parser.error(f"--version: {error}")
+        args.versions, args.skipped = [args.version], []
     args.options = parse_options(args.option, parser)
     task = get_task(experiment)
     for version in args.versions:  # every stage must take every option, before any work
@@ -159,6 +170,9 @@ def main(experiment: str, argv: list[str] | None = None) -> int:
     heldout = QUICK_HELDOUT_SEQUENCES if args.quick else HELDOUT_SEQUENCES
     cli.make_deterministic(device)
     print(f"{experiment}: {task.description}; seed {args.seed}, {config.steps} steps, {device}")
+    for stage in args.skipped:
+        reason = stage.limits[NEXT_TOKEN]
+        print(f"skipping {stage.version}: it cannot run next-token tasks ({reason})")
     rows, probes, comparison = [], [], {}
     for version in versions:
         start = time.perf_counter()

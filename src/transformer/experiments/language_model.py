@@ -28,7 +28,14 @@ import torch
 from tqdm import tqdm
 
 from transformer import cli
-from transformer.contract import ModelConfig, SequenceModel, get_stage, list_stages
+from transformer.contract import (
+    NEXT_TOKEN,
+    ModelConfig,
+    SequenceModel,
+    UnsupportedTaskError,
+    get_stage,
+    list_stages,
+)
 from transformer.experiments import lm_report
 from transformer.experiments.cli import parse_options
 from transformer.lm import (
@@ -73,7 +80,7 @@ def build_parser() -> cli.OneLineParser:
         "on the Python standard library's source; report val bits per character against the "
         "unigram baseline, loss curves and samples.",
     )
-    versions = ", ".join(s.version for s in list_stages())
+    versions = ", ".join(s.version for s in list_stages(NEXT_TOKEN))
     parser.add_argument(
         "--version", default=DEFAULT_VERSION, help=f"stage ({versions}; default v5)"
     )
@@ -164,6 +171,10 @@ def parse(
     known = [s.version for s in list_stages()]
     if args.version not in known:
         parser.error(f"--version: unknown stage {args.version!r}; known stages: {', '.join(known)}")
+    try:
+        get_stage(args.version).require(NEXT_TOKEN)
+    except UnsupportedTaskError as error:
+        parser.error(f"--version: {error}")
     args.options = parse_options(args.option, parser)
     if args.out is None:  # a quick run never replaces a full one
         args.out = cli.run_folder(Path("results"), NAME, args.quick)

@@ -196,10 +196,3 @@ def train_variant(
         "train_loss_last": rounded(result.history.train_loss[-1]),
         "length": length_generalisation(model, corpus.val, block, training.batch_size),
     }
-
-
-def spread(values: list[float]) -> dict:
-    """Mean, sample standard deviation (0 for one value), min and max."""
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": rounded(statistics.fmean(values)), "std": rounded(std),
-            "min": rounded(min(values)), "max": rounded(max(values))}  # fmt: skip

@@ -26,6 +26,7 @@ from transformer.contract import get_stage
 from transformer.experiments import modern_ablation as ablation
 from transformer.experiments import modern_report as report
 from transformer.experiments.lm_report import LN2
+from transformer.experiments.runner import spread
 from transformer.io import write_bytes, write_figure, write_json
 from transformer.lm import load_corpus, unigram_baseline
 
@@ -142,12 +143,12 @@ def run(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
 def summarise(variants: dict) -> None:
     """Add each variant's spread over seeds and its difference from v5, in place."""
     for v in variants.values():
-        v["val_bits_per_char"] = ablation.spread([r["val_bits_per_char"] for r in v["runs"]])
+        v["val_bits_per_char"] = spread([r["val_bits_per_char"] for r in v["runs"]])
         lengths = [r["length"] for r in v["runs"]]
         if all(length["runs_past_context"] for length in lengths):
             ranges = lengths[0]["bits_per_char"]
             v["length"] = {"runs_past_context": True, "bits_per_char": {
-                name: ablation.spread([length["bits_per_char"][name] for length in lengths])
+                name: spread([length["bits_per_char"][name] for length in lengths])
                 for name in ranges}}  # fmt: skip
         else:
             v["length"] = {"runs_past_context": False, "reason": lengths[0].get("reason")}

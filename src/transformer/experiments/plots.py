@@ -14,13 +14,18 @@ from torch import Tensor  # noqa: E402
 from transformer.io import write_figure  # noqa: E402
 
 
-def attention_heatmaps(path: Path, maps: list[Tensor], tokens: list[int], title: str) -> None:
-    """One heatmap per layer (rows) and head (columns). maps: per layer (H, T, T)."""
+def attention_heatmaps(
+    path: Path, maps: list[Tensor], tokens: list, title: str, key_tokens: list | None = None,
+    axis_names: tuple[str, str] = ("query (token)", "key (token)"),
+) -> None:  # fmt: skip
+    """One heatmap per layer (rows) and head (columns). maps: per layer (H, T, S); the keys
+    are ``tokens`` too unless ``key_tokens`` names them (cross-attention)."""
     layers, heads = len(maps), maps[0].shape[0]
     fig, axes = plt.subplots(
         layers, heads, figsize=(2.6 * heads + 1, 2.4 * layers + 0.6), squeeze=False
     )
     labels = [str(t) for t in tokens]
+    key_labels = labels if key_tokens is None else [str(t) for t in key_tokens]
     for layer, weights in enumerate(maps):
         for head in range(heads):
             ax = axes[layer][head]
@@ -32,15 +37,15 @@ def attention_heatmaps(path: Path, maps: list[Tensor], tokens: list[int], title:
                 cmap="viridis",
                 cbar=False,
                 square=True,
-                xticklabels=labels,
+                xticklabels=key_labels,
                 yticklabels=labels,
             )
             ax.set_title(f"layer {layer} head {head}", fontsize=9)
             ax.tick_params(labelsize=6)
             if head == 0:
-                ax.set_ylabel("query (token)")
+                ax.set_ylabel(axis_names[0])
             if layer == layers - 1:
-                ax.set_xlabel("key (token)")
+                ax.set_xlabel(axis_names[1])
     fig.colorbar(axes[0][0].collections[0], ax=axes, shrink=0.8, label="attention weight")
     fig.suptitle(title, fontsize=10)
     write_figure(path, fig)

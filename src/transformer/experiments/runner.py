@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import platform
+import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -54,6 +55,13 @@ def rounded(value: float | list) -> float | list:
     if isinstance(value, list):
         return [rounded(v) for v in value]
     return round(float(value), 6)
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value), min and max."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": rounded(statistics.fmean(values)), "std": rounded(std),
+            "min": rounded(min(values)), "max": rounded(max(values))}  # fmt: skip
 
 
 @dataclass

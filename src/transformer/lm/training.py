@@ -7,7 +7,12 @@ Every experiment trains through :func:`train`: the three small tasks and the lan
   LayerNorm gains.
 * The learning rate rises linearly for ``warmup_steps``, then follows half a cosine from
   ``learning_rate`` down to the floor ``min_learning_rate`` at the last step
-  (``min_learning_rate == learning_rate`` gives a constant rate).
+  (``min_learning_rate == learning_rate`` gives a constant rate). ``schedule="inverse_sqrt"``
+  is the original Transformer's instead: the same linear warmup, then a decay as
+  1/√step, so that ``learning_rate`` is the peak.
+* ``label_smoothing`` > 0 spreads that much of each target's probability evenly over the
+  vocabulary, as in the original Transformer (0.1 there). It shapes the training loss;
+  evaluation losses are the plain cross-entropy.
 * ``grad_accum`` > 1 splits each batch into that many micro-batches whose gradients add up
   before the one update: the same step with less memory.
 * The global gradient norm is clipped to ``grad_clip``; the norm before clipping is recorded.
@@ -21,7 +26,9 @@ Every experiment trains through :func:`train`: the three small tasks and the lan
   uninterrupted run to n on the same device.
 
 Data comes as *samplers*: ``sample(batch_size, generator) -> (inputs, targets)``, both
-(B, T) token ids, with ``IGNORE_INDEX`` at target positions that are not scored.
+(B, T) token ids, with ``IGNORE_INDEX`` at target positions that are not scored. ``inputs``
+may also be a tuple of (B, ...) tensors, passed to the model as its arguments: an
+encoder-decoder's ``(source, target_in)``.
 """
 
 from __future__ import annotations
@@ -49,7 +56,9 @@ from transformer.lm.distributed import SINGLE, World, wrap
 
 EVAL_SEED = 1234  # the fixed batches every evaluation uses
 IGNORE_INDEX = -100  # a target that is not scored (cross_entropy's default ignore_index)
-Sampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
+SCHEDULES = ("cosine", "inverse_sqrt")
+Inputs = Tensor | tuple[Tensor, ...]  # the model's argument, or its arguments
+Sampler = Callable[[int, torch.Generator], tuple[Inputs, Tensor]]
 
 
 class TrainingDiverged(RuntimeError):
@@ -72,6 +81,8 @@ class TrainConfig:
     eval_interval: int = 250
     eval_batches: int = 10
     grad_accum: int = 1  # micro-batches per step; their gradients add up to the batch's
+    label_smoothing: float = 0.0  # the share of each target spread over the vocabulary
+    schedule: str = "cosine"  # or "inverse_sqrt", the original Transformer's
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_interval", "eval_batches", "grad_accum"):
@@ -99,6 +110,16 @@ class TrainConfig:
         check_number("beta2", self.beta2, 0.0, 1.0)
         if self.grad_clip is not None and check_number("grad_clip", self.grad_clip, 0.0) == 0.0:
             raise ValueError(f"grad_clip: expected a number > 0 or None, got {self.grad_clip!r}")
+        check_number("label_smoothing", self.label_smoothing, 0.0, 1.0)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"schedule: expected one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if self.schedule == "inverse_sqrt" and warmup == 0:
+            raise ValueError(
+                "warmup_steps: expected at least 1 with schedule='inverse_sqrt' (the rate "
+                "peaks at the end of warmup), got 0"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +132,8 @@ def learning_rate_at(step: int, config: TrainConfig) -> float:
     peak, floor, warmup = config.learning_rate, config.min_learning_rate, config.warmup_steps
     if step < warmup:
         return peak * (step + 1) / warmup
+    if config.schedule == "inverse_sqrt":  # d_model^-0.5 * min(s^-0.5, s * w^-1.5), rescaled
+        return peak * math.sqrt(warmup / (step + 1))
     progress = min(1.0, (step - warmup) / max(1, config.steps - 1 - warmup))
     return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * progress))
 
@@ -127,17 +150,47 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     )
 
 
-def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
+def next_token_loss(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy in nats over scored positions. logits (B, T, V), targets (B, T)."""
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(
+        logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX,
+        label_smoothing=label_smoothing,
+    )  # fmt: skip
 
 
-def summed_loss(logits: Tensor, targets: Tensor) -> Tensor:
+def summed_loss(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """The sum (not the mean) of the cross-entropy over scored targets: logits (b, T, V),
     targets (b, T). Divided by a whole batch's count, parts of it add up to its mean."""
     return F.cross_entropy(
-        logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-    )
+        logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum",
+        label_smoothing=label_smoothing,
+    )  # fmt: skip
+
+
+def to_device(inputs: Inputs, device: torch.device) -> Inputs:
+    """A batch's inputs (one tensor or a tuple of them) on ``device``."""
+    if isinstance(inputs, tuple):
+        return tuple(part.to(device) for part in inputs)
+    return inputs.to(device)
+
+
+def apply_model(model: nn.Module, inputs: Inputs) -> Tensor:
+    """``model(inputs)``, or ``model(*inputs)`` for a tuple: logits (B, T, V)."""
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+
+
+def split_inputs(inputs: Inputs, parts: int) -> list[Inputs]:
+    """The batch's inputs in ``parts`` equal micro-batches along the batch axis."""
+    if isinstance(inputs, tuple):
+        return list(zip(*(part.chunk(parts) for part in inputs), strict=True))
+    return list(inputs.chunk(parts))
+
+
+def shard_inputs(world: World, inputs: Inputs) -> Inputs:
+    """This rank's slice of the batch's inputs."""
+    if isinstance(inputs, tuple):
+        return tuple(world.shard(part) for part in inputs)
+    return world.shard(inputs)
 
 
 def check_finite(value: float, step: int, lr: float) -> None:
@@ -149,8 +202,8 @@ def check_finite(value: float, step: int, lr: float) -> None:
 
 
 def accumulate_gradients(
-    model: nn.Module, inputs: Tensor, targets: Tensor, parts: int, scored: int,
-    scale: float = 1.0, no_sync=None,
+    model: nn.Module, inputs: Inputs, targets: Tensor, parts: int, scored: int,
+    scale: float = 1.0, no_sync=None, label_smoothing: float = 0.0,
 ) -> float:  # fmt: skip
     """The loss over ``scored`` targets, as ``parts`` micro-batches whose gradients add up in
     ``.grad``: each sums its token losses and divides by ``scored``, the whole (global)
@@ -158,11 +211,12 @@ def accumulate_gradients(
     micro-batch means. ``scale`` multiplies the gradients (the number of ranks, whose
     average DDP takes); ``no_sync`` is DDP's, so that only the last part all-reduces."""
     total = 0.0
-    pairs = list(zip(inputs.chunk(parts), targets.chunk(parts), strict=True))
+    pairs = list(zip(split_inputs(inputs, parts), targets.chunk(parts), strict=True))
     for index, (part_inputs, part_targets) in enumerate(pairs):  # (b, T) each
         last = index == len(pairs) - 1
         with contextlib.nullcontext() if last or no_sync is None else no_sync():
-            loss = summed_loss(model(part_inputs), part_targets) / scored  # model: (b, T, V)
+            logits = apply_model(model, part_inputs)  # (b, T, V)
+            loss = summed_loss(logits, part_targets, label_smoothing) / scored
             total += loss.item()
             (loss * scale).backward()
     return total
@@ -171,7 +225,7 @@ def accumulate_gradients(
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    inputs: Tensor,
+    inputs: Inputs,
     targets: Tensor,
     lr: float,
     grad_clip: float | None,
@@ -179,6 +233,7 @@ def train_step(
     grad_accum: int = 1,
     world: World = SINGLE,
     ddp: nn.Module | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[float, float]:
     """One update at learning rate ``lr`` on the (global) batch; returns its loss and the
     gradient norm before clipping. The clipped gradients stay in ``.grad`` until the next
@@ -190,17 +245,19 @@ def train_step(
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     if grad_accum == 1 and world.size == 1:
-        loss = next_token_loss(model(inputs), targets)  # model(inputs): (B, T, V)
+        logits = apply_model(model, inputs)  # (B, T, V)
+        loss = next_token_loss(logits, targets, label_smoothing)
         value = loss.item()
         check_finite(value, step, lr)
         loss.backward()
     else:
         scored = max(1, int((targets != IGNORE_INDEX).sum()))  # over the global batch
         value = accumulate_gradients(
-            ddp or model, world.shard(inputs), world.shard(targets), grad_accum, scored,
+            ddp or model, shard_inputs(world, inputs), world.shard(targets), grad_accum, scored,
             scale=world.size, no_sync=None if ddp is None else ddp.no_sync,
+            label_smoothing=label_smoothing,
         )  # fmt: skip
-        value = world.sum(value, inputs.device)
+        value = world.sum(value, targets.device)
         check_finite(value, step, lr)
     limit = math.inf if grad_clip is None else grad_clip  # inf: measure, scale by 1.0
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
@@ -225,11 +282,12 @@ def estimate_loss(
     for _ in range(config.eval_batches):
         inputs, targets = sample(config.batch_size, generator)  # (B, T), (B, T)
         if world.size == 1:
-            logits = model(inputs.to(device))  # (B, T, V)
+            logits = apply_model(model, to_device(inputs, device))  # (B, T, V)
             total += next_token_loss(logits, targets.to(device)).item()
             continue
         scored = max(1, int((targets != IGNORE_INDEX).sum()))
-        logits = model(world.shard(inputs).to(device))  # (B / ranks, T, V)
+        local_inputs = to_device(shard_inputs(world, inputs), device)
+        logits = apply_model(model, local_inputs)  # (B / ranks, T, V)
         local = summed_loss(logits, world.shard(targets).to(device)).item()
         total += world.sum(local / scored, device)
     model.train(was_training)
@@ -271,6 +329,9 @@ class TrainResult:
     optimizer: torch.optim.Optimizer = field(repr=False)
 
 
+ADDED_FIELDS = {"label_smoothing": 0.0, "schedule": "cosine"}
+
+
 def check_same(path: Path, saved: object, current: dict, what: str) -> None:
     diff = differences(saved if isinstance(saved, dict) else {}, current, "checkpoint", "this run")
     if diff:
@@ -303,10 +364,11 @@ def resume_from(
     """Check the checkpoint at ``path`` against this run in full, then load it."""
     checkpoint = read_checkpoint(path)
     # grad_accum changes how a batch is split, not the training: a run may resume with
-    # another (and checkpoints from before the field hold none)
+    # another (and checkpoints from before the field hold none). Checkpoints from before
+    # label_smoothing and schedule existed trained with their defaults.
     saved = checkpoint.train_config
     if isinstance(saved, dict):
-        saved = {k: v for k, v in saved.items() if k != "grad_accum"}
+        saved = ADDED_FIELDS | {k: v for k, v in saved.items() if k != "grad_accum"}
     current = {k: v for k, v in config.to_dict().items() if k != "grad_accum"}
     check_same(path, saved, current, "the TrainConfig")
     check_same(path, checkpoint.extra, extra, "the run settings (extra)")
@@ -405,8 +467,8 @@ def train(
         inputs, targets = sample(config.batch_size, generator)  # (B, T), (B, T)
         lr = learning_rate_at(step, config)
         loss, norm = train_step(
-            model, optimizer, inputs.to(device), targets.to(device), lr, config.grad_clip, step,
-            config.grad_accum, world, ddp,
+            model, optimizer, to_device(inputs, device), targets.to(device), lr, config.grad_clip,
+            step, config.grad_accum, world, ddp, config.label_smoothing,
         )  # fmt: skip
         step += 1
         history.train_loss.append(loss)

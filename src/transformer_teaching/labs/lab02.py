@@ -22,7 +22,7 @@ from matplotlib.collections import QuadMesh  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from transformer.contract import ModelConfig, list_stages  # noqa: E402
+from transformer.contract import NEXT_TOKEN, ModelConfig, list_stages  # noqa: E402
 from transformer.v1_basic_attention import causal_mask, scaled_scores, softmax_over_keys  # noqa: E402
 from transformer_teaching.labs.checks import (  # noqa: E402
     Mistake,
@@ -70,7 +70,7 @@ def _shape_problem(t: Tensor, maps: Tensor, index: int) -> str | None:
 def check_attention_maps(maps_fn: Callable[..., Sequence[Tensor]]) -> None:
     """Lab 02: ``maps_fn(model, tokens, index)`` -> per layer, (heads, seq, seq) of one sequence."""
     __tracebackhide__ = True
-    for stage in reversed(list_stages()):  # the newest first: it has several heads
+    for stage in reversed(list_stages(NEXT_TOKEN)):  # the newest first: it has several heads
         torch.manual_seed(0)
         model = stage.build_model(_config(stage)).eval()
         gen = torch.Generator().manual_seed(1)
