@@ -735,3 +735,122 @@ class RMSNormInPlace(LearnerRMSNorm):
     def forward(self, x):
         x *= torch.rsqrt(self.mean_square(x) + self.eps)
         return x * self.weight
+
+
+# ---- lab 08: cross_attention and DecoderBlock ----
+
+
+def cross_correct(attn, x, memory, memory_key_padding_mask=None):
+    out, _ = attn(x, memory, memory, key_padding_mask=memory_key_padding_mask)
+    return out
+
+
+def cross_keys_from_target(attn, x, memory, memory_key_padding_mask=None):
+    return attn(x, x, x, need_weights=False)[0]
+
+
+def cross_causal(attn, x, memory, memory_key_padding_mask=None):
+    mask = torch.ones(x.shape[1], memory.shape[1], dtype=torch.bool).triu(1)
+    return attn(x, memory, memory, attn_mask=mask, key_padding_mask=memory_key_padding_mask)[0]
+
+
+def cross_forgets_padding(attn, x, memory, memory_key_padding_mask=None):
+    return attn(x, memory, memory)[0]
+
+
+def cross_queries_from_memory(attn, x, memory, memory_key_padding_mask=None):
+    return attn(memory, x, x)[0]
+
+
+class LearnerDecoderBlock(nn.Module):
+    """A learner's correct decoder block; the subclasses below break one step."""
+
+    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False):  # fmt: skip
+        super().__init__()
+        attention = {"dropout": dropout, "batch_first": batch_first}
+        self.self_attn = V2MultiHeadAttention(d_model, nhead, **attention)
+        self.multihead_attn = V2MultiHeadAttention(d_model, nhead, **attention)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+        self.activation = F.gelu if activation == "gelu" else F.relu
+        self.norm_first = norm_first
+
+    def self_block(self, x, tgt_mask):
+        return self.dropout1(self.self_attn(x, x, x, attn_mask=tgt_mask)[0])
+
+    def cross_block(self, x, memory, padding):
+        out = self.multihead_attn(x, memory, memory, key_padding_mask=padding)[0]
+        return self.dropout2(out)
+
+    def feed_forward(self, x):
+        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def sublayers(self, memory, tgt_mask, padding):
+        return [
+            (lambda x: self.self_block(x, tgt_mask), self.norm1),
+            (lambda x: self.cross_block(x, memory, padding), self.norm2),
+            (self.feed_forward, self.norm3),
+        ]
+
+    def forward(self, tgt, memory, tgt_mask=None, memory_key_padding_mask=None):
+        x = tgt
+        for sublayer, norm in self.sublayers(memory, tgt_mask, memory_key_padding_mask):
+            x = x + sublayer(norm(x)) if self.norm_first else norm(x + sublayer(x))
+        return x
+
+
+class DecoderCrossKeysFromTarget(LearnerDecoderBlock):
+    def cross_block(self, x, memory, padding):
+        return self.dropout2(self.multihead_attn(x, x, x)[0])
+
+
+class DecoderCausalCross(LearnerDecoderBlock):
+    def cross_block(self, x, memory, padding):
+        seq = 0 if not self.multihead_attn.batch_first else 1
+        mask = torch.ones(x.shape[seq], memory.shape[seq], dtype=torch.bool).triu(1)
+        out = self.multihead_attn(x, memory, memory, attn_mask=mask, key_padding_mask=padding)
+        return self.dropout2(out[0])
+
+
+class DecoderForgetsPadding(LearnerDecoderBlock):
+    def cross_block(self, x, memory, padding):
+        return super().cross_block(x, memory, None)
+
+
+class DecoderNotCausal(LearnerDecoderBlock):
+    def self_block(self, x, tgt_mask):
+        return super().self_block(x, None)
+
+
+class DecoderCrossFirst(LearnerDecoderBlock):
+    def sublayers(self, memory, tgt_mask, padding):
+        first, second, third = super().sublayers(memory, tgt_mask, padding)
+        return [(second[0], self.norm1), (first[0], self.norm2), third]
+
+
+class DecoderNorm2Twice(LearnerDecoderBlock):
+    def sublayers(self, memory, tgt_mask, padding):
+        first, second, third = super().sublayers(memory, tgt_mask, padding)
+        return [first, second, (third[0], self.norm2)]
+
+
+class DecoderWithoutCrossResidual(LearnerDecoderBlock):
+    def forward(self, tgt, memory, tgt_mask=None, memory_key_padding_mask=None):
+        x = tgt
+        layers = self.sublayers(memory, tgt_mask, memory_key_padding_mask)
+        for index, (sublayer, norm) in enumerate(layers):
+            keep = 0.0 if index == 1 else 1.0
+            x = x * keep + sublayer(norm(x)) if self.norm_first else norm(x * keep + sublayer(x))
+        return x
+
+
+class DecoderAlwaysPostNorm(LearnerDecoderBlock):
+    def __init__(self, *args, norm_first=False, **kwargs):
+        super().__init__(*args, **kwargs)  # norm_first is dropped: always post-norm

@@ -14,6 +14,7 @@ from transformer.v1_basic_attention import (
 )
 from transformer.v3_positional import SinusoidalPositionalEncoding
 from transformer.v4_block import TransformerBlock
+from transformer.v6_encoder_decoder import TransformerDecoderLayer
 from transformer.v7_modern import RMSNorm
 from transformer_teaching.labs import (
     LabCheckFailure,
@@ -24,6 +25,7 @@ from transformer_teaching.labs import (
     lab05,
     lab06,
     lab07,
+    lab08,
     solutions,
 )
 
@@ -56,6 +58,8 @@ SOLVED = [
     pytest.param(lab07.check_rope, solutions.rope, id="lab07-rope"),
     pytest.param(lab07.check_rmsnorm, RMSNorm, id="lab07-rmsnorm"),
     pytest.param(lab07.check_rmsnorm, torch.nn.RMSNorm, id="lab07-torch-rmsnorm"),
+    pytest.param(lab08.check_cross_attention, solutions.cross_attention, id="lab08-cross"),
+    pytest.param(lab08.check_decoder_block, TransformerDecoderLayer, id="lab08-decoder"),
     # learner-style code: a plain torch.softmax, -inf masking, .view and .reshape; a float32
     # exp/log table; a block written out with its own helpers
     pytest.param(lab01.check_attention, broken.attention_correct, id="lab01-learner-style"),
@@ -76,6 +80,8 @@ SOLVED = [
     pytest.param(lab07.check_rope, broken.rope_correct, id="lab07-learner-rope"),
     pytest.param(lab07.check_rope, broken.rope_complex_half_split, id="lab07-learner-complex"),
     pytest.param(lab07.check_rmsnorm, broken.LearnerRMSNorm, id="lab07-learner-rmsnorm"),
+    pytest.param(lab08.check_cross_attention, broken.cross_correct, id="lab08-learner-cross"),
+    pytest.param(lab08.check_decoder_block, broken.LearnerDecoderBlock, id="lab08-learner-block"),
 ]
 
 
@@ -249,6 +255,18 @@ BROKEN = [
     (lab07.check_rmsnorm, broken.RMSNormRandomWeight, "expected to start at 1", 0),
     (lab07.check_rmsnorm, broken.RMSNormWithoutKeepdim, "keepdim=True", 0),
     (lab07.check_rmsnorm, broken.RMSNormInPlace, "changed its input x in place", 0),
+    (lab08.check_cross_attention, broken.cross_keys_from_target, "values come from the target", 1),
+    (lab08.check_cross_attention, broken.cross_causal, "causal mask is put on cross-attention", 1),
+    (lab08.check_cross_attention, broken.cross_forgets_padding, "key-padding mask is forgotten", 1),
+    (lab08.check_cross_attention, broken.cross_queries_from_memory, "has the source's length", 0),
+    (lab08.check_decoder_block, broken.DecoderCrossKeysFromTarget, "come from the target", 1),
+    (lab08.check_decoder_block, broken.DecoderCausalCross, "causal mask is put on cross", 1),
+    (lab08.check_decoder_block, broken.DecoderForgetsPadding, "key-padding mask is forgotten", 1),
+    (lab08.check_decoder_block, broken.DecoderNotCausal, "causal mask is not applied", 1),
+    (lab08.check_decoder_block, broken.DecoderCrossFirst, "sublayers are in the wrong order", 1),
+    (lab08.check_decoder_block, broken.DecoderNorm2Twice, "it has its own LayerNorm, norm3", 1),
+    (lab08.check_decoder_block, broken.DecoderWithoutCrossResidual, "around cross-attention", 1),
+    (lab08.check_decoder_block, broken.DecoderAlwaysPostNorm, "norm_first=True asks for pre", 1),
 ]
 
 

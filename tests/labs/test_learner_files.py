@@ -20,6 +20,7 @@ from transformer_teaching.labs import (
     lab05,
     lab06,
     lab07,
+    lab08,
 )
 from transformer_teaching.labs.checks import load_learner_module
 
@@ -56,6 +57,11 @@ LAB_FILES = {
         "modern.py",
         "from transformer.v7_modern import RMSNorm, rope_frequencies, rotate_half\n"
         "from transformer_teaching.labs.solutions import rope\n",
+    ),
+    "lab08_cross_attention": (
+        "decoder.py",
+        "from transformer.v6_encoder_decoder import TransformerDecoderLayer as DecoderBlock\n"
+        "from transformer_teaching.labs.solutions import cross_attention\n",
     ),
 }
 
@@ -128,6 +134,14 @@ SKELETON_CHECKS = [
     ),
     pytest.param("lab07_rope_rmsnorm", lambda m: lab07.check_rope(m.rope), id="lab07-c"),
     pytest.param("lab07_rope_rmsnorm", lambda m: lab07.check_rmsnorm(m.RMSNorm), id="lab07-d"),
+    pytest.param(
+        "lab08_cross_attention",
+        lambda m: lab08.check_cross_attention(m.cross_attention),
+        id="lab08-a",
+    ),
+    pytest.param(
+        "lab08_cross_attention", lambda m: lab08.check_decoder_block(m.DecoderBlock), id="lab08-b"
+    ),
 ]
 
 
@@ -150,7 +164,7 @@ def test_each_lab_test_file_passes_once_its_skeleton_holds_a_solution(tmp_path):
                 if name.startswith("test_"):
                     getattr(module, name)()  # a skip (pytest.skip) would raise here
                     ran.append(f"{lab}::{name}")
-    assert len(ran) == 20, ran
+    assert len(ran) == 22, ran
 
 
 @pytest.mark.parametrize("lab", list(LAB_FILES))

@@ -17,10 +17,14 @@ absolute error and where it occurs:
 * ``lab07.check_rope_frequencies``, ``check_rotate_half``, ``check_rope``, ``check_rmsnorm``:
   rotary position embeddings (half-split pairing) and RMSNorm against
   ``transformer.v7_modern`` and ``torch.nn.RMSNorm``.
+* ``lab08.check_cross_attention``, ``check_decoder_block``: cross-attention and the decoder
+  block against ``torch.nn.MultiheadAttention`` and ``torch.nn.TransformerDecoderLayer``.
 
 Solutions: labs 01 and 03 are ``transformer.v1_basic_attention``, lab 05 is
 ``transformer.v3_positional``, lab 06 ``transformer.v4_block`` and lab 07
-``transformer.v7_modern`` (its ``rope`` is ``solutions.rope``); labs 02 and 04 are
+``transformer.v7_modern`` (its ``rope`` is ``solutions.rope``), lab 08
+``transformer.v6_encoder_decoder`` (its ``cross_attention`` is ``solutions.cross_attention``);
+labs 02 and 04 are
 ``transformer_teaching.labs.solutions``.
 """
 

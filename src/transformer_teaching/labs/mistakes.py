@@ -4,7 +4,8 @@
 v1's multi-head attention with one step done wrong; ``sinusoidal_variant`` is v3's sinusoidal
 table and ``block_variant`` v4's transformer block, each with one thing done wrong;
 ``frequencies_variant``, ``rotate_variant``, ``rope_variant`` and ``rmsnorm_variant`` are
-v7's rotary embedding and RMSNorm, written out in float64, each with one thing done wrong.
+v7's rotary embedding and RMSNorm, written out in float64, each with one thing done wrong;
+``decoder_variant`` is v6's decoder block with one thing done wrong.
 With no keyword they give the correct result. Fully blocked rows get zero weights (v1's
 ``softmax_over_keys``).
 """
@@ -321,3 +322,64 @@ def rmsnorm_variant(
     if use_weight:
         out = out * weight.double()  # (..., dim)
     return out.to(x.dtype)  # (..., dim)
+
+
+def decoder_variant(
+    layer: nn.Module,
+    tgt: Tensor,
+    memory: Tensor,
+    tgt_mask: Tensor | None = None,
+    memory_key_padding_mask: Tensor | None = None,
+    *,
+    norm_first: bool | None = None,
+    cross_keys_from_target: bool = False,
+    causal_cross: bool = False,
+    use_memory_padding: bool = True,
+    use_tgt_mask: bool = True,
+    third_norm: str = "norm3",
+    cross_first: bool = False,
+    no_cross_residual: bool = False,
+) -> Tensor:
+    """v6's decoder block (``layer``, batch-first, eval mode) with one thing done wrong.
+
+    cross_keys_from_target: cross-attention reads the target, attn(x, x, x).
+    causal_cross: the causal mask is put on cross-attention too. use_memory_padding=False
+    forgets the memory key-padding mask; use_tgt_mask=False the target's causal mask.
+    third_norm: "norm2" reuses the cross-attention's norm for the feed-forward sublayer.
+    cross_first: cross-attention before self-attention (with norm1, then self-attention
+    with norm2). no_cross_residual: the
+    cross-attention's input is not added back. norm_first: the other arrangement.
+    """
+    pre_norm = layer.norm_first if norm_first is None else norm_first
+    self_mask = tgt_mask if use_tgt_mask else None
+    padding = memory_key_padding_mask if use_memory_padding else None
+    cross_mask = None
+    if causal_cross:  # (T, S), True = blocked: target position i reads source positions <= i
+        cross_mask = torch.ones(tgt.shape[1], memory.shape[1], dtype=torch.bool).triu(1)
+
+    def self_block(x: Tensor) -> Tensor:
+        return layer.self_attn(x, x, x, attn_mask=self_mask, need_weights=False)[0]
+
+    def cross_block(x: Tensor) -> Tensor:
+        if cross_keys_from_target:
+            return layer.multihead_attn(x, x, x, need_weights=False)[0]
+        return layer.multihead_attn(
+            x, memory, memory, attn_mask=cross_mask, key_padding_mask=padding, need_weights=False
+        )[0]
+
+    norm3 = {"norm3": layer.norm3, "norm2": layer.norm2}[third_norm]
+    attention = [("self", self_block), ("cross", cross_block)]
+    if cross_first:  # the norms stay in place: norm1 for the first sublayer, norm2 the second
+        attention.reverse()
+    sublayers = [
+        *(
+            (name, block, norm)
+            for (name, block), norm in zip(attention, (layer.norm1, layer.norm2), strict=True)
+        ),
+        ("feed_forward", layer.feed_forward, norm3),
+    ]
+    x = tgt  # (N, T, E)
+    for name, sublayer, norm in sublayers:
+        keep = 0.0 if (name == "cross" and no_cross_residual) else 1.0
+        x = x * keep + sublayer(norm(x)) if pre_norm else norm(x * keep + sublayer(x))
+    return x  # (N, T, E)

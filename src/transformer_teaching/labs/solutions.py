@@ -84,3 +84,12 @@ def rope(x: Tensor, theta: float = 10000.0) -> Tensor:
     positions = torch.arange(x.shape[-2], device=x.device)  # (T,)
     cos, sin = RotaryEmbedding(x.shape[-1], theta).to(x.device)(positions, x.dtype)  # (T, D)
     return apply_rope(x, cos, sin)  # (..., T, D)
+
+
+def cross_attention(
+    attn: nn.Module, x: Tensor, memory: Tensor, memory_key_padding_mask: Tensor | None = None
+) -> Tensor:
+    """Lab 08: queries from the target x (N, T, E), keys and values from memory (N, S, E)."""
+    return attn(x, memory, memory, key_padding_mask=memory_key_padding_mask, need_weights=False)[
+        0
+    ]  # (N, T, E)
