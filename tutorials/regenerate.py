@@ -4,17 +4,18 @@
 
 Runs the three experiments on every registered stage (seed 0, default steps, CPU, so the
 committed files can be reproduced on any machine), the stage comparison, the √d_k
-measurement, the sinusoidal-encoding figure, v5's language model, v7's ablation (seeds 0-2),
+measurement, the sinusoidal-encoding figure, v5's language model, the sequence-to-sequence
+comparison of v5, v6 and v7 (seeds 0-2), v7's ablation (seeds 0-2),
 v7's equalities, and the language model under torchrun (its equality with one process and
 the throughput benchmark), writing to tutorials/results/. Then rewrites each number marked in
-tutorials/*.md from those files. Roughly half an hour on two idle CPU cores.
+tutorials/*.md from those files. Roughly 45 minutes on two idle CPU cores.
 """
 
 import subprocess
 import sys
 from pathlib import Path
 
-from transformer.experiments import cli, compare, language_model, modern_cli
+from transformer.experiments import cli, compare, language_model, modern_cli, seq2seq_cli
 from transformer.experiments.tasks import TASKS
 from transformer_teaching import data_parallel, equivalence, positions, quotes, scaling
 
@@ -30,8 +31,8 @@ def regenerate(
     """Every result and figure the tutorials use, written under ``results``.
 
     ``experiments`` and ``with_language_model=False`` leave runs out (v5 trained on the
-    standard library takes about four minutes, v7's ablation about twelve, the torchrun runs
-    about four); the tests use them
+    standard library takes about four minutes, the sequence-to-sequence comparison about
+    fifteen, v7's ablation about twelve, the torchrun runs about four); the tests use them
     to keep CI short.
     """
     for experiment in experiments:
@@ -42,6 +43,8 @@ def regenerate(
     if with_language_model:
         lm = ["--seed", "0", "--device", "cpu", "--out", str(results / "lm"), "--overwrite"]
         language_model.main(lm)
+        seq2seq = ["--version", "all", "--num-seeds", "3", "--seed", "0", "--device", "cpu"]
+        seq2seq_cli.main([*seq2seq, "--out", str(results / "seq2seq")])
         modern_cli.main(["--seed", "0", "--device", "cpu", "--out", str(results / "modern")])
         data_parallel.save(results / "distributed")
         throughput = results / "distributed" / "throughput.json"

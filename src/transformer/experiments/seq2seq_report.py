@@ -32,10 +32,15 @@ def summarise(runs: list[dict]) -> dict:
     }
 
 
+def apart(a: dict, b: dict) -> bool:
+    """Whether two spreads over seeds do not overlap (one's min above the other's max)."""
+    return a["min"] > b["max"] or a["max"] < b["min"]
+
+
 def comparison(per_version: dict[str, dict]) -> dict:
-    """Per task and version: parameters, layers and each measure's spread over seeds, and
-    whether v6's held-out exact match is apart from each decoder-only stage's (min > max
-    or max < min over seeds)."""
+    """Per task and version: parameters, layers and each measure's spread over seeds; and,
+    for each exact-match measure, whether v6's runs are apart from each other stage's (no
+    overlap between their ranges over seeds)."""
     tasks = list(next(iter(per_version.values()))["tasks"])
     table: dict = {}
     for task in tasks:
@@ -48,12 +53,13 @@ def comparison(per_version: dict[str, dict]) -> dict:
                 **results["tasks"][task]["summary"],
             }
         if "v6" in row:
-            ours = row["v6"]["heldout_exact_match"]
             row["v6_apart_from"] = {
-                version: ours["min"] > other["heldout_exact_match"]["max"]
-                or ours["max"] < other["heldout_exact_match"]["min"]
-                for version, other in row.items()
-                if version != "v6"
+                measure: {
+                    version: apart(row["v6"][measure], other[measure])
+                    for version, other in row.items()
+                    if version != "v6"
+                }
+                for measure in ("heldout_exact_match", "longer_exact_match")
             }
         table[task] = row
     return table
@@ -91,7 +97,7 @@ def table(compared: dict, seeds: list[int], quick: bool) -> str:
 
 def comparison_figure(compared: dict, seeds: list[int], quick: bool):
     """Two panels (held-out examples, longer lengths): exact match per task and stage, the
-    bar at the mean over seeds, a dot per seed."""
+    bar at the mean over seeds, a line from the lowest to the highest seed."""
     tasks = list(compared)
     versions = [v for v in next(iter(compared.values())) if v != "v6_apart_from"]
     palette = sns.color_palette("deep", len(versions))

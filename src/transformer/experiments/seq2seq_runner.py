@@ -148,10 +148,12 @@ def evaluate(model, encoder_decoder: bool, task, split: str, n: int, seed: int, 
 
 
 @torch.no_grad()
-def beam_exact_match(model, task, n: int, seed: int, device) -> float:
-    """Exact match of beam search (v6) on the first ``n`` held-out examples."""
+def beam_against_greedy(model, task, n: int, seed: int, device) -> dict:
+    """Exact match of beam search and of greedy decoding (v6) on the same first ``n``
+    held-out examples (the first ``n`` of ``evaluate``'s)."""
     generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET + 1)
     pairs = task.examples(n, "heldout", generator)
+    greedy = greedy_targets(model, True, pairs, device)
     hits = 0
     for source, target in pairs:
         found = model.beam_search(
@@ -159,7 +161,14 @@ def beam_exact_match(model, task, n: int, seed: int, device) -> float:
             max_new_tokens=len(target) + 2, beam_size=BEAM_SIZE, length_penalty=LENGTH_PENALTY,
         )  # fmt: skip
         hits += found.tokens == target
-    return rounded(hits / n)
+    greedy_hits = sum(g == t for g, (_, t) in zip(greedy, pairs, strict=True))
+    return {
+        "beam_size": BEAM_SIZE,
+        "length_penalty": LENGTH_PENALTY,
+        "examples": n,
+        "heldout_exact_match": rounded(hits / n),
+        "greedy_heldout_exact_match": rounded(greedy_hits / n),
+    }
 
 
 def alignment(task_name: str, source: list[int], target: list[int]) -> Tensor | None:
@@ -249,12 +258,7 @@ def run_task(
     }
     run = TaskRun(result, trained.history.train_loss)
     if encoder_decoder:
-        result["beam"] = {
-            "beam_size": BEAM_SIZE,
-            "length_penalty": LENGTH_PENALTY,
-            "examples": beam_examples,
-            "heldout_exact_match": beam_exact_match(model, task, beam_examples, seed, device),
-        }
+        result["beam"] = beam_against_greedy(model, task, beam_examples, seed, device)
         mass, run.cross_maps, run.cross_example = cross_attention(model, task, seed, device)
         result["cross_attention_alignment_mass"] = mass
     return run
