@@ -379,3 +379,44 @@ def test_greedy_decodes_a_batch_row_by_row():
     first = greedy_decode(model, src[:1, :3], bos_id=BOS, eos_id=EOS, max_new_tokens=5)
     second = greedy_decode(model, src[1:], bos_id=BOS, eos_id=EOS, max_new_tokens=5)
     assert both == first + second
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda m: m(torch.randn(1, 3), torch.tensor([[1]])), TypeError,
+         r"src: expected integer token ids \(torch.long\), got torch.float32"),
+        (lambda m: m(torch.tensor([[3, 9]]), torch.tensor([[1]])), ValueError,
+         r"src: expected ids in \[0, vocab_size=9\), got values from 3 to 9"),
+        (lambda m: m(torch.tensor([[3]]), torch.ones(1, 25, dtype=torch.long)), ValueError,
+         r"tgt: .*max_len"),
+        (lambda m: m(torch.tensor([[3], [4]]), torch.tensor([[1]])), ValueError,
+         r"tgt: expected batch, as in src = 2 \(dim 0\), got 1"),
+        (lambda m: m.beam_search(torch.tensor([[3], [4]]), bos_id=BOS, eos_id=EOS,
+                                 max_new_tokens=3), ValueError,
+         r"src: expected one source \(1, src_len\), got 2 rows"),
+        (lambda m: m.beam_search(torch.tensor([[3]]), bos_id=BOS, eos_id=EOS, max_new_tokens=3,
+                                 beam_size=0), ValueError, r"beam_size: expected a positive"),
+        (lambda m: m.greedy_decode(torch.tensor([[3]]), bos_id=BOS, eos_id=EOS,
+                                   max_new_tokens=0), ValueError,
+         r"max_new_tokens: expected a positive"),
+        (lambda m: m.beam_search(torch.tensor([[3]]), bos_id=BOS, eos_id=EOS, max_new_tokens=2,
+                                 length_penalty=-1.0), ValueError, r"length_penalty: expected"),
+    ],
+)  # fmt: skip
+def test_the_seq2seq_model_names_bad_input(call, error, message):
+    with pytest.raises(error, match=message):
+        call(seq2seq(0))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"pad_id": -1}, r"pad_id: expected a token id >= 0, got -1"),
+        ({"tie_embeddings": "yes"}, r"tie_embeddings: expected"),
+        ({"norm_first": 1}, r"norm_first: expected"),
+    ],
+)
+def test_bad_options_are_named(options, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        get_stage("v6").resolve(ModelConfig(vocab_size=9, options=options))
