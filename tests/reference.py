@@ -32,7 +32,7 @@ class AttentionCase:
     query: Tensor  # (..., L, d_k)
     key: Tensor  # (..., S, d_k)
     value: Tensor  # (..., S, d_v)
-    mask: Tensor | None  # seed convention, broadcastable to (..., L, S)
+    mask: Tensor | None  # v1's convention (1 = attend), broadcastable to (..., L, S)
     label: str
 
 

@@ -58,7 +58,7 @@ def test_fully_blocked_row_has_finite_gradients():
     assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
 
 
-def test_seed_mask_is_the_opposite_of_multihead_attention_mask():
+def test_v1_mask_is_the_opposite_of_multihead_attention_mask():
     """1 = attend in v1; the same positions are True = blocked for nn.MultiheadAttention."""
     q, k, v = (torch.randn(1, 1, 5, 4) for _ in range(3))
     attend = causal_mask(5)

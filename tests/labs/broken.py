@@ -170,7 +170,7 @@ def merge_with_view_after_transpose(x):
 
 
 class LearnerMultiHead(nn.Module):
-    """A learner's correct seed multi-head attention; the subclasses below break one step."""
+    """A learner's correct v1 multi-head attention; the subclasses below break one step."""
 
     def __init__(self, d_model: int, num_heads: int) -> None:
         super().__init__()
@@ -226,7 +226,7 @@ class MultiHeadAveragedWeights(LearnerMultiHead):
         return output, weights.mean(dim=1)
 
 
-# ---- lab 04: load_from_torch(ours, theirs) and to_torch_mask(seed_mask) ----
+# ---- lab 04: load_from_torch(ours, theirs) and to_torch_mask(attend_mask) ----
 
 
 @torch.no_grad()
@@ -263,12 +263,12 @@ def load_into_a_copy(ours, theirs):
     return fresh
 
 
-def mask_not_converted(seed_mask):
-    return seed_mask.bool()
+def mask_not_converted(attend_mask):
+    return attend_mask.bool()
 
 
-def mask_as_float(seed_mask):
-    return (seed_mask == 0).float()
+def mask_as_float(attend_mask):
+    return (attend_mask == 0).float()
 
 
 # ---- lab 05: sinusoidal_encoding(max_len, d_model) and SinusoidalPositionalEncoding ----

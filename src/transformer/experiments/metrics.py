@@ -53,7 +53,7 @@ def uniform_attention_mass(needed: Tensor, targets: Tensor, causal: bool = True)
 
 
 def similar_vs_dissimilar(weights: Tensor, tokens: Tensor) -> tuple[float, float]:
-    """The seed's probe: weight a query gives earlier keys with its own token vs other tokens.
+    """The untrained probe: weight a query gives earlier keys with its own token vs other tokens.
 
     weights (T, T) for one sequence (already averaged over heads), tokens (T,). Compared
     within each query row, then averaged over the rows that have both kinds of earlier key:

@@ -1,7 +1,7 @@
-"""The seed's multi-head attention: a simple wrapper around ``attention``.
+"""v1's multi-head attention: a simple wrapper around ``attention``.
 
 Five steps, each visible below: project, split into heads, attend, merge, project out.
-Inputs are batch-first (batch, seq, d_model); the mask follows the seed's convention
+Inputs are batch-first (batch, seq, d_model); the mask follows v1's convention
 (0/False = blocked) and broadcasts to (batch, num_heads, query_len, key_len).
 ``v2_multihead`` grows this into a drop-in replacement for ``nn.MultiheadAttention``.
 """
@@ -42,7 +42,7 @@ def merge_heads(x: Tensor) -> Tensor:
 
 
 class MultiHeadAttention(nn.Module):
-    """Seed multi-head attention over (batch, seq, d_model) inputs.
+    """v1's multi-head attention over (batch, seq, d_model) inputs.
 
     forward(query, key, value, mask) -> (output (B, L, d_model), weights (B, H, L, S)).
     """

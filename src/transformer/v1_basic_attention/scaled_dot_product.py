@@ -1,11 +1,12 @@
-"""Scaled dot-product attention, as in the seed tutorial "Understanding Basic Attention".
+"""Scaled dot-product attention, the first idea of the transformer.
 
     attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V
 
-Mask convention (the seed's): ``mask == 0`` (or ``False``) means *blocked*, anything else
-means *attend*, exactly as in ``scores.masked_fill(mask == 0, -inf)``. This is the opposite
-of ``nn.MultiheadAttention`` (True = blocked) and the same as SDPA's boolean masks
-(True = attend). The mask broadcasts over the leading (batch, head) dimensions.
+Mask convention (1 = attend): ``mask == 0`` (or ``False``) means *blocked* and 1 (or
+``True``) means *attend*, exactly as in ``scores.masked_fill(mask == 0, -inf)``; other values
+are refused. This is the opposite of ``nn.MultiheadAttention`` (True = blocked) and the same
+as SDPA's boolean masks (True = attend). The mask broadcasts over the leading (batch, head)
+dimensions.
 
 Fully blocked rows: a query whose keys are all blocked has no valid softmax (it would be
 0/0 = NaN). Like ``F.scaled_dot_product_attention``, we give that row zero weights, so its
@@ -132,8 +133,8 @@ def check_qkv(query: Tensor, key: Tensor, value: Tensor) -> None:
         )
 
 
-def check_seed_mask(mask: Tensor, scores_shape: tuple[int, ...]) -> None:
-    """Check a seed-convention mask (0/False = blocked) against scores of shape (..., L, S)."""
+def check_attend_mask(mask: Tensor, scores_shape: tuple[int, ...]) -> None:
+    """Check a 1 = attend mask (0/False = blocked) against scores of shape (..., L, S)."""
     check_tensor("mask", mask)
     scores_shape = torch.Size(scores_shape)
     wanted = f"broadcastable to the scores {shape_str(scores_shape)} (..., query_len, key_len)"
@@ -167,7 +168,7 @@ def attention(
     check_qkv(query, key, value)
     bias = None
     if mask is not None:  # in float16/bfloat16 the scores are computed in float32 (see attend)
-        check_seed_mask(mask, (*query.shape[:-1], key.shape[-2]))
+        check_attend_mask(mask, (*query.shape[:-1], key.shape[-2]))
         bias = blocked_to_bias(mask == 0, query.dtype)  # like masked_fill(mask == 0, -inf)
     return attend(query, key, value, bias)  # (..., L, d_v), (..., L, S)
 

@@ -4,12 +4,12 @@ Each ``labNN`` module holds check functions that take the learner's implementati
 :class:`LabCheckFailure` (an ``AssertionError``) naming the likely mistake, with the maximum
 absolute error and where it occurs:
 
-* ``lab01.check_attention``: scaled dot-product attention with the seed's mask.
+* ``lab01.check_attention``: scaled dot-product attention with v1's mask (1 = attend).
 * ``lab02.check_attention_maps``, ``lab02.check_plot_attention``: reading and drawing
   attention through the stage contract.
 * ``lab03.check_split_heads``, ``check_merge_heads``, ``check_multihead``: multi-head attention.
-* ``lab04.check_to_torch_mask``, ``check_load_from_torch``, ``check_matches_torch``: the
-  seed's multi-head attention against ``torch.nn.MultiheadAttention``.
+* ``lab04.check_to_torch_mask``, ``check_load_from_torch``, ``check_matches_torch``:
+  v1's multi-head attention against ``torch.nn.MultiheadAttention``.
 * ``lab05.check_sinusoidal_encoding``, ``check_positional_encoding``, ``check_order_aware``:
   the sinusoidal table, adding it to embeddings, and a model that learns order with it.
 * ``lab06.check_feed_forward``, ``check_post_norm``, ``check_pre_norm``: the transformer

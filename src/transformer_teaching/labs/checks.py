@@ -56,7 +56,7 @@ def _dtype(t: Tensor) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
-def random_seed_mask(shape: Sequence[int], gen: torch.Generator) -> Tensor:
+def random_attend_mask(shape: Sequence[int], gen: torch.Generator) -> Tensor:
     """A random seed-convention bool mask (True = attend) of ``shape`` (..., S).
 
     Every row attends to at least one key and, when S > 1, blocks at least one, so that

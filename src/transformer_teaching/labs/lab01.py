@@ -1,4 +1,4 @@
-"""Lab 01 checks: scaled dot-product attention, softmax(QKᵀ/√d_k)V, with the seed's mask.
+"""Lab 01 checks: scaled dot-product attention, softmax(QKᵀ/√d_k)V, with v1's mask (1 = attend).
 
 ``check_attention(attention)`` runs the learner's ``attention(query, key, value, mask)`` on
 3-D and 4-D inputs, with and without masks, in float32 and float64, against
@@ -23,7 +23,7 @@ from transformer_teaching.labs.checks import (
     expect_shape,
     expect_tensor,
     fail,
-    random_seed_mask,
+    random_attend_mask,
     run_on_copies,
 )
 from transformer_teaching.labs.mistakes import attention_variant
@@ -36,7 +36,7 @@ class AttentionCase:
     query: Tensor  # (..., L, d_k)
     key: Tensor  # (..., S, d_k)
     value: Tensor  # (..., S, d_v)
-    mask: Tensor | None  # seed convention (0 = blocked), broadcastable to (..., L, S)
+    mask: Tensor | None  # v1's convention (0 = blocked), broadcastable to (..., L, S)
 
     @property
     def context(self) -> str:
@@ -61,7 +61,7 @@ SHAPES = [
 
 
 def _mask(kind: str, lead: tuple[int, ...], L: int, S: int, gen: torch.Generator) -> Tensor:
-    """A seed mask (1 = attend) of the given kind, layout and dtype."""
+    """A v1 mask (1 = attend) of the given kind, layout and dtype."""
     if kind == "causal":
         return causal_mask(L)  # (L, L) bool
     shape = {
@@ -69,7 +69,7 @@ def _mask(kind: str, lead: tuple[int, ...], L: int, S: int, gen: torch.Generator
         "full": (*lead, L, S),
     }.get(kind, (L, S))
     dtype = {"int": torch.long, "float": torch.float32}.get(kind, torch.bool)
-    return random_seed_mask(shape, gen).to(dtype)
+    return random_attend_mask(shape, gen).to(dtype)
 
 
 def attention_cases(dtype: torch.dtype = torch.float32) -> list[AttentionCase]:

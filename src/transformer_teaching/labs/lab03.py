@@ -1,4 +1,4 @@
-"""Lab 03 checks: split into heads, merge the heads, and the seed's multi-head attention.
+"""Lab 03 checks: split into heads, merge the heads, and v1's multi-head attention.
 
 The references are ``transformer.v1_basic_attention``'s ``split_heads``, ``merge_heads`` and
 ``MultiHeadAttention``, whose ``w_q``, ``w_k``, ``w_v``, ``w_o`` weights are copied into the
@@ -27,7 +27,7 @@ from transformer_teaching.labs.checks import (
     expect_shape,
     expect_tensor,
     fail,
-    random_seed_mask,
+    random_attend_mask,
     run,
 )
 from transformer_teaching.labs.mistakes import (
@@ -120,12 +120,12 @@ MULTIHEAD_CASES = [
 
 
 def _mask(kind: str | None, B: int, L: int, S: int, gen: torch.Generator) -> Tensor | None:
-    """A seed mask (1 = attend) broadcastable to (B, H, L, S)."""
+    """A v1 mask (1 = attend) broadcastable to (B, H, L, S)."""
     if kind is None:
         return None
     if kind == "causal":
         return causal_mask(L)  # (L, L)
-    return random_seed_mask((B, 1, 1, S) if kind == "padding" else (B, 1, L, S), gen)
+    return random_attend_mask((B, 1, 1, S) if kind == "padding" else (B, 1, L, S), gen)
 
 
 def multihead_mistakes(ref: MultiHeadAttention, q, k, v, mask) -> list[tuple[str, tuple]]:
@@ -166,7 +166,7 @@ def _linears(module: nn.Module, d_model: int, ctx: str) -> None:
 
 
 def check_multihead(module_cls: Callable[[int, int], nn.Module]) -> None:
-    """Lab 03: ``module_cls(d_model, num_heads)`` computes v1's seed multi-head attention."""
+    """Lab 03: ``module_cls(d_model, num_heads)`` computes v1's multi-head attention."""
     __tracebackhide__ = True
     fwd = "MultiHeadAttention.forward()"
     for seed, (E, H, B, L, S, self_attn, kind) in enumerate(MULTIHEAD_CASES):

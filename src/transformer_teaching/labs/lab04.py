@@ -1,9 +1,9 @@
-"""Lab 04 checks: the seed's multi-head attention matches ``torch.nn.MultiheadAttention``.
+"""Lab 04 checks: v1's multi-head attention matches ``torch.nn.MultiheadAttention``.
 
 Two conventions separate them. ``nn.MultiheadAttention`` packs the q, k and v projections
 into ``in_proj_weight`` (3E, E) and ``in_proj_bias`` (3E,), rows in the order q, k, v, and
-its bool ``attn_mask`` means True = blocked, while the seed's mask means 0 = blocked.
-The learner writes ``load_from_torch(ours, theirs)`` and ``to_torch_mask(seed_mask)``; the
+its bool ``attn_mask`` means True = blocked, while v1's mask means 0 = blocked.
+The learner writes ``load_from_torch(ours, theirs)`` and ``to_torch_mask(attend_mask)``; the
 milestone check then runs both modules and requires outputs and per-head weights within 1e-5.
 """
 
@@ -24,7 +24,7 @@ from transformer_teaching.labs.checks import (
     fail,
     matches,
     max_abs_error,
-    random_seed_mask,
+    random_attend_mask,
     run,
 )
 
@@ -32,7 +32,7 @@ LoadFn = Callable[[nn.Module, nn.MultiheadAttention], object]
 MaskFn = Callable[[Tensor], Tensor]
 
 ROWS = ("query", "key", "value")
-NAMES = ("seed module", "nn.MultiheadAttention")
+NAMES = ("v1 module", "nn.MultiheadAttention")
 
 
 def make_torch_attention(embed_dim: int, num_heads: int, seed: int) -> nn.MultiheadAttention:
@@ -46,7 +46,7 @@ def make_torch_attention(embed_dim: int, num_heads: int, seed: int) -> nn.Multih
 
 
 def expected_parameters(theirs: nn.MultiheadAttention) -> dict[str, Tensor]:
-    """Where each seed parameter comes from: in_proj rows [0:E] = q, [E:2E] = k, [2E:3E] = v."""
+    """Where each v1 parameter comes from: in_proj rows [0:E] = q, [E:2E] = k, [2E:3E] = v."""
     w_q, w_k, w_v = theirs.in_proj_weight.detach().chunk(3)  # 3 x (E, E)
     b_q, b_k, b_v = theirs.in_proj_bias.detach().chunk(3)  # 3 x (E,)
     return {
@@ -70,7 +70,7 @@ def _source(name: str, embed_dim: int) -> str:
 
 
 def parameter_problem(ours: nn.Module, theirs: nn.MultiheadAttention, before: dict) -> str | None:
-    """The first seed parameter that does not hold its nn.MultiheadAttention value, explained."""
+    """The first v1 parameter that does not hold its nn.MultiheadAttention value, explained."""
     E = theirs.embed_dim
     expected = expected_parameters(theirs)
     state = ours.state_dict()
@@ -108,47 +108,49 @@ def parameter_problem(ours: nn.Module, theirs: nn.MultiheadAttention, before: di
     return None
 
 
-def mask_problem(seed_mask: Tensor, attn_mask: object) -> str | None:
-    """What is wrong with ``attn_mask`` as the conversion of ``seed_mask``, or None."""
+def mask_problem(attend_mask: Tensor, attn_mask: object) -> str | None:
+    """What is wrong with ``attn_mask`` as the conversion of ``attend_mask``, or None."""
     if not isinstance(attn_mask, Tensor):
         return f"expected a torch.Tensor, got {type(attn_mask).__name__}"
-    if attn_mask.shape != seed_mask.shape:
-        want, got = tuple(seed_mask.shape), tuple(attn_mask.shape)
-        return f"expected shape {want} like the seed mask, got {got}"
+    if attn_mask.shape != attend_mask.shape:
+        want, got = tuple(attend_mask.shape), tuple(attn_mask.shape)
+        return f"expected shape {want} like v1's mask, got {got}"
     if attn_mask.dtype != torch.bool:
         return (
             f"expected dtype torch.bool (True = blocked), got {attn_mask.dtype}: "
             "nn.MultiheadAttention adds a floating attn_mask to the scores instead of blocking"
         )
-    expected = seed_mask == 0  # (L, S) True = blocked
+    expected = attend_mask == 0  # (L, S) True = blocked
     if matches(attn_mask, expected, 0.0):
         return None
     report = f"attn_mask: {error_report(attn_mask, expected)}"
-    if matches(attn_mask, seed_mask != 0, 0.0):
+    if matches(attn_mask, attend_mask != 0, 0.0):
         return (
-            "the mask convention was not converted: the seed blocks where the mask is 0, "
-            "nn.MultiheadAttention blocks where attn_mask is True; return seed_mask == 0"
+            "the mask convention was not converted: v1 blocks where the mask is 0, "
+            "nn.MultiheadAttention blocks where attn_mask is True; return attend_mask == 0"
             f"\n  {report}"
         )
-    return f"differs from seed_mask == 0\n  {report}"
+    return f"differs from attend_mask == 0\n  {report}"
 
 
-def _seed_masks() -> list[Tensor]:
+def _attend_masks() -> list[Tensor]:
     gen = torch.Generator().manual_seed(4)
     return [
-        random_seed_mask((4, 6), gen),  # bool
+        random_attend_mask((4, 6), gen),  # bool
         causal_mask(5).long(),  # 0/1 integers
-        random_seed_mask((3, 7), gen).float(),  # 0./1. floats
+        random_attend_mask((3, 7), gen).float(),  # 0./1. floats
         causal_mask(6),
     ]
 
 
 def check_to_torch_mask(mask_fn: MaskFn) -> None:
-    """Lab 04: ``mask_fn(seed_mask (L, S), 0 = blocked) -> bool attn_mask, True = blocked``."""
+    """Lab 04: ``mask_fn(attend_mask (L, S), 0 = blocked) -> bool attn_mask, True = blocked``."""
     __tracebackhide__ = True
-    for seed_mask in _seed_masks():
-        ctx = describe(seed_mask=seed_mask)
-        problem = mask_problem(seed_mask, run("to_torch_mask()", mask_fn, seed_mask, context=ctx))
+    for attend_mask in _attend_masks():
+        ctx = describe(attend_mask=attend_mask)
+        problem = mask_problem(
+            attend_mask, run("to_torch_mask()", mask_fn, attend_mask, context=ctx)
+        )
         if problem:
             fail(f"to_torch_mask(): {problem}", ctx)
 
@@ -185,7 +187,7 @@ MATCH_CASES = [
 def check_matches_torch(
     load_fn: LoadFn, mask_fn: MaskFn, module_cls: Callable[[int, int], nn.Module] | None = None
 ) -> None:
-    """Lab 04 milestone: with the learner's mapping and mask conversion, the seed module
+    """Lab 04 milestone: with the learner's mapping and mask conversion, v1's module
     (v1's ``MultiHeadAttention``, or ``module_cls``) equals ``nn.MultiheadAttention``:
     outputs and per-head weights (``average_attn_weights=False``) within 1e-5."""
     __tracebackhide__ = True
@@ -196,17 +198,19 @@ def check_matches_torch(
         query = torch.randn(B, L, E, generator=gen)  # (B, L, E)
         key = query if self_attn else torch.randn(B, S, E, generator=gen)  # (B, S, E)
         value = query if self_attn else torch.randn(B, S, E, generator=gen)  # (B, S, E)
-        seed_mask = {"causal": causal_mask(L), "random": random_seed_mask((L, S), gen)}.get(kind)
+        attend_mask = {"causal": causal_mask(L), "random": random_attend_mask((L, S), gen)}.get(
+            kind
+        )
         ctx = f"embed_dim {E}, num_heads {H}, " + describe(
-            query=query, key=key, value=value, seed_mask=seed_mask
+            query=query, key=key, value=value, attend_mask=attend_mask
         )
         theirs = make_torch_attention(E, H, seed)
         ours = run(f"module_cls({E}, {H})", module_cls, E, H, context=ctx)
         before = _snapshot(ours)
         run("load_from_torch()", load_fn, ours, theirs, context=ctx)
         attn_mask = None
-        if seed_mask is not None:
-            attn_mask = run("to_torch_mask()", mask_fn, seed_mask, context=ctx)
+        if attend_mask is not None:
+            attn_mask = run("to_torch_mask()", mask_fn, attend_mask, context=ctx)
             attn_mask = expect_tensor("to_torch_mask()", attn_mask, ctx)
         with torch.no_grad():
             ref_output, ref_weights = run(
@@ -220,16 +224,14 @@ def check_matches_torch(
                 average_attn_weights=False,
                 context=ctx,
             )  # (B, L, E), (B, H, L, S)
-            output, weights = run(
-                "the seed module", ours, query, key, value, seed_mask, context=ctx
-            )
-        expect_shape("seed module weights", weights, ref_weights.shape, "(B, H, L, S)", ctx)
-        expect_shape("seed module output", output, ref_output.shape, "(B, L, E)", ctx)
+            output, weights = run("v1's module", ours, query, key, value, attend_mask, context=ctx)
+        expect_shape("v1 module weights", weights, ref_weights.shape, "(B, H, L, S)", ctx)
+        expect_shape("v1 module output", output, ref_output.shape, "(B, L, E)", ctx)
         pairs = (("weights", weights, ref_weights), ("output", output, ref_output))
         for what, yours, expected in pairs:
             if max_abs_error(yours, expected)[0] <= tol:
                 continue
-            mask_issue = None if seed_mask is None else mask_problem(seed_mask, attn_mask)
+            mask_issue = None if attend_mask is None else mask_problem(attend_mask, attn_mask)
             param_issue = parameter_problem(ours, theirs, before)
             if mask_issue:
                 reason = f"to_torch_mask(): {mask_issue}"

@@ -37,7 +37,7 @@ def attention_variant(
     softmax_dim: int = -1,
     mask_mode: str = "correct",
 ) -> tuple[Tensor, Tensor]:
-    """Seed attention, optionally wrong in one way; returns (output (..., L, d_v), weights).
+    """v1's attention, optionally wrong in one way; returns (output (..., L, d_v), weights).
 
     divide_by: divide QKᵀ by this instead of √d_k (1.0 = no scaling).
     softmax_dim: -2 normalises over the queries instead of the keys.
@@ -99,7 +99,7 @@ def multihead_variant(
     swap_query_key: bool = False,
     project_out: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """The seed's multi-head attention with ``module``'s weights, optionally wrong in one way.
+    """v1's multi-head attention with ``module``'s weights, optionally wrong in one way.
 
     Returns output (B, L, d_model) and weights (B, H, L, S).
     """

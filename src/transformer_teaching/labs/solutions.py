@@ -56,14 +56,14 @@ def plot_attention(weights: Tensor, tokens: Sequence[object], title: str) -> Fig
 # ---- lab 04: nn.MultiheadAttention's conventions ----
 
 
-def to_torch_mask(seed_mask: Tensor) -> Tensor:
-    """Seed mask (L, S), 0/False = blocked -> nn.MultiheadAttention's attn_mask, True = blocked."""
-    return seed_mask == 0  # (L, S) bool
+def to_torch_mask(attend_mask: Tensor) -> Tensor:
+    """v1's mask (L, S), 0/False = blocked -> nn.MultiheadAttention's attn_mask, True = blocked."""
+    return attend_mask == 0  # (L, S) bool
 
 
 @torch.no_grad()
 def load_from_torch(ours: nn.Module, theirs: nn.MultiheadAttention) -> None:
-    """Copy ``theirs``' weights into the seed module ``ours`` (w_q, w_k, w_v, w_o), in place.
+    """Copy ``theirs``' weights into v1's module ``ours`` (w_q, w_k, w_v, w_o), in place.
 
     ``in_proj_weight`` (3E, E) stacks the q, k and v rows; ``in_proj_bias`` (3E,) likewise.
     """

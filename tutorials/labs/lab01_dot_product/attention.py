@@ -18,7 +18,7 @@ def attention(
 
     query (..., L, d_k), key (..., S, d_k), value (..., S, d_v); "..." is (batch,) or
     (batch, heads). mask: None, or broadcastable to (..., L, S), where 0 / False means
-    "query i may not look at key j" and 1 / True means it may (the seed's convention).
+    "query i may not look at key j" and 1 / True means it may (v1's convention, 1 = attend).
 
     Returns (output (..., L, d_v), weights (..., L, S)); each row of weights sums to 1.
     """

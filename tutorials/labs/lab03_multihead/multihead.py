@@ -27,12 +27,12 @@ def merge_heads(x: Tensor) -> Tensor:
 
 
 class MultiHeadAttention(nn.Module):
-    """The seed's multi-head attention over (batch, seq, d_model) inputs.
+    """v1's multi-head attention over (batch, seq, d_model) inputs.
 
     Needs four nn.Linear(d_model, d_model) layers named w_q, w_k, w_v, w_o (the check
     copies known weights into them by these names).
     forward(query (B, L, E), key (B, S, E), value (B, S, E), mask) returns
-    (output (B, L, E), weights (B, H, L, S)). mask follows the seed's convention
+    (output (B, L, E), weights (B, H, L, S)). mask follows v1's convention
     (0 / False = blocked) and broadcasts to (B, H, L, S).
     """
 
