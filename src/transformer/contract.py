@@ -22,9 +22,11 @@
   language model: its ``build_seq2seq_model(config)`` takes the place of
   ``build_sequence_model``.
 
-Adding a stage means writing a subpackage whose ``__init__`` exposes ``SETTINGS`` and
-``build_sequence_model(config) -> SequenceModel`` and adding one ``Stage`` line to
-``_REGISTRY`` below. No experiment changes.
+Adding a decoder-only stage means writing a subpackage whose ``__init__`` exposes
+``SETTINGS`` and ``build_sequence_model(config) -> SequenceModel`` and adding one ``Stage``
+line to ``_REGISTRY`` below; every experiment then runs it, with no change. The experiments
+reach the stages through this contract only (``tests/test_layering.py``); the benchmarks,
+tests, tutorials and learners' code import stages directly.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ so nothing downloads. Only files that are pure ASCII are kept, so one byte is on
 and "bits per byte" is "bits per character". The vocabulary is all 256 byte values.
 
 * Which files: sorted by path, filtered (no tests, no site-packages, no huge files), then
-  taken in a fixed pseudo-random order (CRC-32 of the relative path) until a byte budget is
-  met. The same interpreter always gives the same corpus.
+  visited in a fixed pseudo-random order (CRC-32 of the relative path); each file is kept if
+  it still fits in the byte budget, and skipped if it would overflow it (a smaller one later
+  may still fit), so the corpus is at most the budget. The same interpreter always gives the
+  same corpus.
 * Train/val split: by file, never inside one. A file is in val when the CRC-32 of its
   relative path is divisible by ``val_every``, so the split does not depend on which other
   files exist.
