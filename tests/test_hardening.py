@@ -370,7 +370,9 @@ def test_resume_from_a_tampered_checkpoint_exits_2_and_changes_nothing(tmp_path,
     data[-5] ^= 0x10  # one bit of one weight
     checkpoint.write_bytes(bytes(data))
     capsys.readouterr()
-    assert lm_main("--out", str(tmp_path), "--resume") == 2
+    with pytest.raises(SystemExit) as caught:  # refused while the flags are read
+        lm_main("--out", str(tmp_path), "--resume")
+    assert caught.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not match its SHA-256 digest" in err
     assert (tmp_path / "results.json").read_bytes() == results

@@ -18,6 +18,7 @@ from transformer.lm.checkpoint import (
     CheckpointError,
     flatten_state,
     load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
     unflatten_state,
 )
@@ -211,18 +212,44 @@ def test_resume_refuses_other_training_settings(tmp_path, corpus):
     ):
         run(tmp_path, corpus, resume=True, extra={"seed": 1})
     model = tiny_model()
-    with pytest.raises(CheckpointError, match=r"steps \(checkpoint 12, this run 13\)"):
+    with pytest.raises(CheckpointError, match=r"learning_rate \(checkpoint 0.003, this run 0.001"):
         train(
             model,
             windows(corpus.train),
             eval_sets(corpus),
-            replace(SHORT, steps=13),
+            replace(SHORT, learning_rate=1e-3),
             torch.Generator(),
             checkpoint_path=tmp_path / "ckpt.safetensors",
             resume=True,
             progress=False,
             extra={"seed": 0},
         )
+
+
+def test_resuming_with_more_steps_extends_the_run(tmp_path, corpus):
+    finished, done = run(tmp_path, corpus, extra={"seed": 0})
+    assert done.step == SHORT.steps
+    before = {k: v.clone() for k, v in finished.state_dict().items()}
+    longer = replace(SHORT, steps=SHORT.steps + 4)
+    extended = train(
+        tiny_model(), windows(corpus.train), eval_sets(corpus), longer, torch.Generator(),
+        checkpoint_path=tmp_path / "ckpt.safetensors", resume=True, progress=False,
+        extra={"seed": 0},
+    )  # fmt: skip
+    assert extended.step == SHORT.steps + 4
+    history = extended.history
+    assert len(history.train_loss) == SHORT.steps + 4
+    assert history.train_loss[: SHORT.steps] == done.history.train_loss  # the run it extends
+    assert history.evals[-1]["step"] == SHORT.steps + 4
+    with pytest.raises(CheckpointError, match=r"expected a step <= steps=12, got step 16"):
+        train(
+            tiny_model(), windows(corpus.train), eval_sets(corpus), SHORT, torch.Generator(),
+            checkpoint_path=tmp_path / "ckpt.safetensors", resume=True, progress=False,
+            extra={"seed": 0},
+        )  # fmt: skip
+    saved = read_checkpoint(tmp_path / "ckpt.safetensors")
+    assert saved.step == SHORT.steps + 4
+    assert not states_equal(before, saved.part("model/"))  # it trained on
 
 
 # --- checkpoints: safetensors only, matching configs, no pickle ---------------------------
@@ -496,10 +523,22 @@ def test_quick_run_writes_results_and_figures_and_repeats_exactly(tmp_path):
     proc = run_script("--quick", "--device", "cpu", "--seed", "3", "--out", str(first), "--resume")
     assert proc.returncode == 0, proc.stderr
     assert (first / "results.json").read_text() == text
+    assert "finished at step 30; nothing to train (pass --steps N with N > 30" in proc.stdout
     # resuming with another seed is refused in one line
     proc = run_script("--quick", "--device", "cpu", "--seed", "4", "--out", str(first), "--resume")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "seed (checkpoint 3, this run 4)" in proc.stderr
+    # --steps below the checkpoint's step is refused before any work; above it extends the run
+    proc = run_script("--quick", "--device", "cpu", "--seed", "3", "--out", str(first), "--resume",
+                      "--steps", "20")  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--steps: expected at least 30, the step of the checkpoint" in proc.stderr
+    proc = run_script("--quick", "--device", "cpu", "--seed", "3", "--out", str(first), "--resume",
+                      "--steps", "40")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    extended = json.loads((first / "results.json").read_text())
+    assert extended["steps_done"] == 40 and extended["training"]["steps"] == 40
+    assert extended["curves"]["eval_steps"][-1] == 40
 
 
 def test_a_non_causal_language_model_is_refused(tmp_path, capsys):

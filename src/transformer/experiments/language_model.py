@@ -47,6 +47,7 @@ from transformer.lm import (
     TrainingDiverged,
     distributed,
     load_corpus,
+    read_checkpoint,
     sample_batch,
     train,
 )
@@ -93,7 +94,11 @@ def build_parser() -> cli.OneLineParser:
         "--out", type=Path, default=None,
         help=f"default results/{NAME}/ (results/{NAME}/quick/ with --quick)",
     )  # fmt: skip
-    parser.add_argument("--resume", action="store_true", help=f"continue from <out>/{CHECKPOINT}")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help=f"continue from <out>/{CHECKPOINT}, to its own --steps unless --steps N asks "
+        "for more (the learning rate then follows the N-step schedule from there)",
+    )  # fmt: skip
     parser.add_argument(
         "--overwrite", action="store_true", help=f"start over, replacing <out>/{CHECKPOINT}"
     )
@@ -162,6 +167,24 @@ def configs(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig, CorpusC
     return model, training, QUICK_CORPUS if args.quick else DEFAULT_CORPUS, block
 
 
+def resumed_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int | None:
+    """With ``--resume``, read the checkpoint whole and check it before any work (one line
+    and exit 2 if it is damaged); unless given, ``--steps`` and ``--warmup-steps`` are the
+    checkpoint's. Returns the checkpoint's step (None without ``--resume``)."""
+    checkpoint = args.out / CHECKPOINT
+    if not args.resume or not checkpoint.is_file():
+        return None
+    try:
+        saved = read_checkpoint(checkpoint)
+    except CheckpointError as error:
+        parser.error(f"--resume: {error}")
+    trained = saved.train_config if isinstance(saved.train_config, dict) else {}
+    for flag, key in (("steps", "steps"), ("warmup_steps", "warmup_steps")):
+        if getattr(args, flag) is None and isinstance(trained.get(key), int):
+            setattr(args, flag, trained[key])
+    return saved.step
+
+
 def parse(
     argv: list[str] | None, world: World = SINGLE
 ) -> tuple[argparse.Namespace, torch.device, tuple]:
@@ -178,10 +201,16 @@ def parse(
     args.options = parse_options(args.option, parser)
     if args.out is None:  # a quick run never replaces a full one
         args.out = cli.run_folder(Path("results"), NAME, args.quick)
+    args.saved_step = resumed_settings(args, parser)
     try:
         chosen = configs(args)
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+    if args.saved_step is not None and chosen[1].steps < args.saved_step:
+        parser.error(
+            f"--steps: expected at least {args.saved_step}, the step of the checkpoint in "
+            f"{args.out} (a run is extended, never cut short), got {chosen[1].steps}"
+        )
     per_step = world.size * args.grad_accum
     if world.size > 1 and chosen[1].batch_size % per_step:
         parser.error(
@@ -288,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
 def train_and_report(args, device: torch.device, chosen: tuple, world: World) -> int:
     start = time.perf_counter()
     corpus = args.corpus
+    if world.is_main and args.saved_step == chosen[1].steps:
+        print(
+            f"{NAME}: the run in {args.out} finished at step {args.saved_step}; nothing to "
+            f"train (pass --steps N with N > {args.saved_step} to train on), measuring it again"
+        )
     if world.is_main:
         ranks = f", {world.size} processes" if world.size > 1 else ""
         print(

@@ -23,7 +23,10 @@ Every experiment trains through :func:`train`: the three small tasks and the lan
   and a checkpoint is saved when a path is given.
 * A checkpoint holds weights, optimizer state, step, history and every random state, so
   resuming from step k and training to n gives the same weights, bit for bit, as one
-  uninterrupted run to n on the same device.
+  uninterrupted run to n on the same device. Resuming with more ``steps`` than the
+  checkpoint's run had extends it: from step k on, the learning rate follows the schedule
+  of the new total (the cosine then restarts its decay from a higher rate), so an extended
+  run is not the run a larger ``steps`` would have given from the start.
 
 Data comes as *samplers*: ``sample(batch_size, generator) -> (inputs, targets)``, both
 (B, T) token ids, with ``IGNORE_INDEX`` at target positions that are not scored. ``inputs``
@@ -364,12 +367,14 @@ def resume_from(
     """Check the checkpoint at ``path`` against this run in full, then load it."""
     checkpoint = read_checkpoint(path)
     # grad_accum changes how a batch is split, not the training: a run may resume with
-    # another (and checkpoints from before the field hold none). Checkpoints from before
-    # label_smoothing and schedule existed trained with their defaults.
+    # another (and checkpoints from before the field hold none). steps may grow: the run is
+    # extended. Checkpoints from before label_smoothing and schedule trained with their
+    # defaults.
+    free = ("grad_accum", "steps")
     saved = checkpoint.train_config
     if isinstance(saved, dict):
-        saved = ADDED_FIELDS | {k: v for k, v in saved.items() if k != "grad_accum"}
-    current = {k: v for k, v in config.to_dict().items() if k != "grad_accum"}
+        saved = ADDED_FIELDS | {k: v for k, v in saved.items() if k not in free}
+    current = {k: v for k, v in config.to_dict().items() if k not in free}
     check_same(path, saved, current, "the TrainConfig")
     check_same(path, checkpoint.extra, extra, "the run settings (extra)")
     history = saved_history(path, checkpoint.history)
