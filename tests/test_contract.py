@@ -1,5 +1,7 @@
 """The stage contract: registry, sequence models and their attention maps."""
 
+import importlib
+
 import pytest
 import torch
 
@@ -68,7 +70,7 @@ def test_model_maps_tokens_to_logits_and_returns_attention_on_request(version, c
 @pytest.mark.parametrize("version", [v for v in VERSIONS if v != "v1"])
 def test_training_takes_the_fused_path(version, monkeypatch):
     """Without return_attention, no stage after v1 computes the (T, T) weights."""
-    import transformer.v1_basic_attention.scaled_dot_product as core
+    core = importlib.import_module("transformer.v1_basic_attention.attention")
 
     model = get_stage(version).build_model(ModelConfig(vocab_size=5, d_model=8, num_heads=2))
     monkeypatch.setattr(core, "softmax_over_keys", lambda s: pytest.fail("explicit path taken"))
@@ -77,7 +79,7 @@ def test_training_takes_the_fused_path(version, monkeypatch):
 
 def test_v1_has_no_fused_path_and_says_so(monkeypatch):
     """v1 is the explicit computation itself: the weights are computed, then dropped."""
-    import transformer.v1_basic_attention.scaled_dot_product as core
+    core = importlib.import_module("transformer.v1_basic_attention.attention")
 
     calls = []
     real = core.softmax_over_keys

@@ -99,3 +99,18 @@ def test_v1_multihead_equals_nn_multihead_attention(seed):
     )  # PyTorch: True = blocked
     assert_close(weights, ref_weights, "weights")
     assert_close(output, ref_output, "output")
+
+
+def test_one_module_holds_both_classes_as_the_first_tutorial_says():
+    import importlib
+
+    module = importlib.import_module("transformer.v1_basic_attention.attention")
+    from transformer.v1_basic_attention.attention import (
+        MultiHeadAttention as Multi,
+    )
+    from transformer.v1_basic_attention.attention import (
+        ScaledDotProductAttention as Single,
+    )
+
+    assert Single.__module__ == Multi.__module__ == module.__name__
+    assert callable(module.attention) and callable(module.split_heads)

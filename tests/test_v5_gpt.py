@@ -1,5 +1,6 @@
 """v5_gpt against Hugging Face's GPT2LMHeadModel, built offline from tiny random configs."""
 
+import importlib
 import json
 import math
 import re
@@ -12,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
-import transformer.v1_basic_attention.scaled_dot_product as v1_attention
 import transformer.v5_gpt.hf as v5_hf
 from tests.reference import assert_close
 from transformer import ModelConfig, get_stage
@@ -26,6 +26,10 @@ from transformer.v5_gpt import (
     save_gpt2_checkpoint,
     to_hf_state_dict,
 )
+
+v1_attention = importlib.import_module(
+    "transformer.v1_basic_attention.attention"
+)  # the module (the package's .attention is the function)
 
 SEEDS = range(12)
 SRC = Path(__file__).resolve().parents[1] / "src" / "transformer"

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from transformer.contract import BASE_SETTINGS, ModelConfig, SequenceModel, Setting, get_stage
 from transformer.token_model import TokenModel
-from transformer.v1_basic_attention.multihead import MultiHeadAttention
-from transformer.v1_basic_attention.scaled_dot_product import causal_mask
+from transformer.v1_basic_attention.attention import MultiHeadAttention, causal_mask
 
 SETTINGS = BASE_SETTINGS | {
     "num_heads": Setting(1, choices=(1,), why="basic attention has one head; heads come in v2"),
