@@ -420,3 +420,84 @@ def test_the_seq2seq_model_names_bad_input(call, error, message):
 def test_bad_options_are_named(options, message):
     with pytest.raises((TypeError, ValueError), match=message):
         get_stage("v6").resolve(ModelConfig(vocab_size=9, options=options))
+
+
+class MarkovModel:
+    """A stand-in 'model' whose next-token distribution depends on the last token only."""
+
+    NEXT = {  # last token -> {next token: probability}; 0 pad, 1 BOS, 2 EOS, 3 A, 4 B, 5 C
+        1: {3: 0.5, 4: 0.3, 5: 0.2},
+        3: {2: 0.25, 3: 0.2, 4: 0.2, 5: 0.2, 0: 0.15},
+        4: {5: 0.6, 2: 0.4},
+        5: {2: 0.95, 3: 0.05},
+    }
+
+    class config:  # noqa: N801 (the attribute the decoders read)
+        vocab_size = 6
+
+    def encode(self, src):
+        return torch.zeros(src.shape[0], 1, 1), None
+
+    def decode(self, memory, padding, prefix):
+        logits = torch.full((*prefix.shape, 6), -30.0)  # (B, t, V)
+        for row, tokens in enumerate(prefix.tolist()):
+            for position, token in enumerate(tokens):
+                for nxt, p in self.NEXT.get(token, {2: 1.0}).items():
+                    logits[row, position, nxt] = torch.tensor(p).log()
+        return logits
+
+
+def test_an_ending_ranked_below_the_beam_is_not_taken_as_finished():
+    """Step 2 ranks B C (kept), A EOS (finished), B EOS (rank 2 of a 2-beam search: dropped).
+    Counting B EOS as finished would stop the search there with A EOS; instead B C goes on
+    and ends as B C EOS, which the model scores higher. Greedy decoding writes A, then EOS."""
+    model, src = MarkovModel(), torch.tensor([[3]])
+    settings = {"bos_id": 1, "eos_id": 2, "max_new_tokens": 5}
+    assert greedy_decode(model, src, **settings) == [[3]]
+    found = beam_search(model, src, beam_size=2, length_penalty=0.0, **settings)
+    assert found.tokens == [4, 5] and found.finished
+    assert found.log_prob == pytest.approx(float(torch.tensor([0.3, 0.6, 0.95]).log().sum()))
+
+
+def test_decoding_refuses_ids_outside_the_vocabulary():
+    with pytest.raises(ValueError, match=r"eos_id: expected a token id in \[0, vocab_size=9\)"):
+        greedy_decode(seq2seq(0), torch.tensor([[3]]), bos_id=BOS, eos_id=99, max_new_tokens=2)
+
+
+def test_memory_is_causal_needs_a_memory_mask_as_in_pytorch():
+    layer = TransformerDecoderLayer(8, 2, 16, batch_first=True)
+    reference = nn.TransformerDecoderLayer(8, 2, 16, batch_first=True)
+    tgt, memory = torch.randn(1, 3, 8), torch.randn(1, 5, 8)
+    with pytest.raises(Exception):  # noqa: B017 (PyTorch's own error, whatever its class)
+        reference(tgt, memory, memory_is_causal=True)
+    with pytest.raises(ValueError, match=r"memory_is_causal: .*expected memory_mask"):
+        layer(tgt, memory, memory_is_causal=True)
+
+
+def test_the_causal_mask_follows_the_default_device_and_dtype_as_in_pytorch():
+    with torch.device("meta"):
+        ours = Transformer.generate_square_subsequent_mask(3)
+        theirs = nn.Transformer.generate_square_subsequent_mask(3)
+    assert ours.device == theirs.device == torch.device("meta")
+    assert ours.dtype == theirs.dtype
+    assert Transformer.generate_square_subsequent_mask(0).shape == (0, 0)
+
+
+def test_eval_with_only_a_source_padding_mask_differs_from_pytorchs_fast_path():
+    """PyTorch's eval fast path (nested tensors) zeroes the encoder's output at padded
+    positions, which the decoder then reads unless memory_key_padding_mask hides them; this
+    encoder computes padded positions like any other (README: where the drop-ins differ).
+    With both padding masks, as a seq2seq model passes them, the two agree."""
+    torch.manual_seed(0)
+    config = {"d_model": 8, "nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 1,
+              "dim_feedforward": 16, "batch_first": True}  # fmt: skip
+    reference, ours = pair_of_transformers(config)
+    reference.eval(), ours.eval()
+    src, tgt = torch.randn(2, 5, 8), torch.randn(2, 3, 8)
+    pad = torch.tensor([[False] * 3 + [True] * 2, [False] * 5])
+    with torch.no_grad():
+        both = {"src_key_padding_mask": pad, "memory_key_padding_mask": pad}
+        torch.testing.assert_close(ours(src, tgt, **both), reference(src, tgt, **both),
+                                   atol=1e-5, rtol=0)  # fmt: skip
+        only = {"src_key_padding_mask": pad}
+        assert not torch.allclose(ours(src, tgt, **only), reference(src, tgt, **only), atol=1e-3)

@@ -150,15 +150,17 @@ def evaluate(model, encoder_decoder: bool, task, split: str, n: int, seed: int, 
 @torch.no_grad()
 def beam_against_greedy(model, task, n: int, seed: int, device) -> dict:
     """Exact match of beam search and of greedy decoding (v6) on the same first ``n``
-    held-out examples (the first ``n`` of ``evaluate``'s)."""
+    held-out examples (the first ``n`` of ``evaluate``'s), both allowed the same number of
+    new tokens: two more than the longest target among them."""
     generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET + 1)
     pairs = task.examples(n, "heldout", generator)
     greedy = greedy_targets(model, True, pairs, device)
+    longest = max(len(t) for _, t in pairs) + 2  # as greedy_targets allows
     hits = 0
     for source, target in pairs:
         found = model.beam_search(
             torch.tensor([source], device=device), bos_id=tasks.BOS, eos_id=tasks.EOS,
-            max_new_tokens=len(target) + 2, beam_size=BEAM_SIZE, length_penalty=LENGTH_PENALTY,
+            max_new_tokens=longest, beam_size=BEAM_SIZE, length_penalty=LENGTH_PENALTY,
         )  # fmt: skip
         hits += found.tokens == target
     greedy_hits = sum(g == t for g, (_, t) in zip(greedy, pairs, strict=True))

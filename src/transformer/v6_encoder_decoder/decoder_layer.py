@@ -127,9 +127,15 @@ class TransformerDecoderLayer(nn.Module):
             memory_mask, memory_key_padding_mask, tgt_len=tgt_len, src_len=src_len,
             dtype=x.dtype, **sizes,
         )  # (N or 1, H or 1, T, S) or None  # fmt: skip
-        # with a mask, an is_causal flag is only a hint, as in PyTorch
+        if memory_is_causal and memory_mask is None:
+            raise ValueError(
+                "memory_is_causal: as in nn.TransformerDecoderLayer, memory_is_causal=True is "
+                "only a hint that memory_mask is causal; expected memory_mask to be given, "
+                "got None"
+            )
+        # with a mask, an is_causal flag is only a hint, as in PyTorch; tgt_is_causal alone
+        # attends causally without building a mask
         self_causal = tgt_is_causal and tgt_mask is None
-        cross_causal = memory_is_causal and memory_mask is None
         attend = {"need_weights": need_weights}
         if self.norm_first:
             h = self.norm1(x)  # (N, T, E)
@@ -139,7 +145,7 @@ class TransformerDecoderLayer(nn.Module):
             x = x + self.dropout1(out)
             h = self.norm2(x)  # (N, T, E)
             out, cross_weights = self.multihead_attn.attend(
-                h, mem, mem, cross_bias, causal=cross_causal, **attend
+                h, mem, mem, cross_bias, **attend
             )  # (N, T, E): queries from the target, keys and values from the memory
             x = x + self.dropout2(out)
             x = x + self.feed_forward(self.norm3(x))
@@ -149,7 +155,7 @@ class TransformerDecoderLayer(nn.Module):
             )
             x = self.norm1(x + self.dropout1(out))
             out, cross_weights = self.multihead_attn.attend(
-                x, mem, mem, cross_bias, causal=cross_causal, **attend
+                x, mem, mem, cross_bias, **attend
             )  # (N, T, E): queries from the target, keys and values from the memory
             x = self.norm2(x + self.dropout2(out))
             x = self.norm3(x + self.feed_forward(x))

@@ -36,9 +36,17 @@ def length_penalty_factor(length: int, length_penalty: float) -> float:
     return ((5 + length) / 6) ** length_penalty
 
 
-def _check(src: Tensor, max_new_tokens: int, length_penalty: float) -> None:
+def _check(
+    model, src: Tensor, bos_id: int, eos_id: int, max_new_tokens: int, length_penalty: float
+) -> None:
     check_tensor("src", src)
     check_rank("src", src, (2,), "of token ids (batch, src_len)")
+    vocab = model.config.vocab_size
+    for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab:
+            raise ValueError(
+                f"{name}: expected a token id in [0, vocab_size={vocab}), got {value!r}"
+            )
     check_positive_int("max_new_tokens", max_new_tokens)
     check_number("length_penalty", length_penalty, 0.0)
 
@@ -55,7 +63,7 @@ def greedy_decode(
 ) -> list[list[int]]:
     """The most likely next token at every step, for each source row: src (B, S) -> B lists
     of ids (without ``bos_id``; stopped before ``eos_id``)."""
-    _check(src, max_new_tokens, 0.0)
+    _check(model, src, bos_id, eos_id, max_new_tokens, 0.0)
     memory, padding = model.encode(src)  # (B, S, d_model)
     prefix = src.new_full((src.shape[0], 1), bos_id)  # (B, 1)
     done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)  # (B,)
@@ -79,7 +87,7 @@ def score_target(
 ) -> Hypothesis:  # fmt: skip
     """Teacher-forced score of ``tokens`` (and ``eos_id`` if ``finished``) for one source
     src (1, S): the number beam search ranks hypotheses by."""
-    _check(src, 1, length_penalty)
+    _check(model, src, bos_id, eos_id, 1, length_penalty)
     targets = [*tokens, eos_id] if finished else list(tokens)
     if not targets:
         return Hypothesis([], False, 0.0, 0.0)
@@ -102,14 +110,17 @@ def beam_search(
     """The best-scoring target found for one source src (1, S), keeping ``beam_size``
     prefixes at each step.
 
-    Each step extends every kept prefix by every token and keeps the ``beam_size`` best
-    that did not end; a prefix that ends with ``eos_id`` is set aside as finished. The
-    search stops when ``beam_size`` hypotheses have finished or at ``max_new_tokens``
-    (the unfinished ones then compete too). Plain beam search can prune the greedy path,
-    so the greedy hypothesis competes as well: the result never scores below it.
-    ``beam_size=1`` is greedy decoding.
+    Each step extends every kept prefix by every token and ranks the extensions by
+    log-probability. An extension that ends with ``eos_id`` is set aside as finished when it
+    ranks among the first ``beam_size`` (lower-ranked endings are dropped, as in fairseq and
+    Hugging Face); the ``beam_size`` best that did not end are kept. The search stops once
+    ``beam_size`` hypotheses have finished (Hugging Face's ``early_stopping=True``: a kept
+    prefix that might still overtake them is not followed) or at ``max_new_tokens``, where
+    the unfinished ones compete too. Plain beam search can prune the greedy path, so the
+    greedy hypothesis competes as well: the result never scores below it. ``beam_size=1``
+    is greedy decoding.
     """
-    _check(src, max_new_tokens, length_penalty)
+    _check(model, src, bos_id, eos_id, max_new_tokens, length_penalty)
     check_positive_int("beam_size", beam_size)
     if src.shape[0] != 1:
         raise ValueError(f"src: expected one source (1, src_len), got {src.shape[0]} rows")
@@ -127,10 +138,11 @@ def beam_search(
         vocab = totals.shape[1]
         best, index = totals.flatten().topk(min(2 * beam_size, totals.numel()))  # (2k,)
         extended: list[tuple[list[int], float]] = []
-        for total, flat in zip(best.tolist(), index.tolist(), strict=True):
+        for rank, (total, flat) in enumerate(zip(best.tolist(), index.tolist(), strict=True)):
             beam, token = divmod(flat, vocab)
             if token == eos_id:
-                ended.append((beams[beam][0], total, True))
+                if rank < beam_size:  # an ending that would not be kept is not a hypothesis
+                    ended.append((beams[beam][0], total, True))
             else:
                 extended.append(([*beams[beam][0], token], total))
             if len(extended) == beam_size:
@@ -140,9 +152,8 @@ def beam_search(
             break
     else:
         ended.extend((tokens, total, False) for tokens, total in beams)
-    greedy = greedy_decode(model, src, bos_id=bos_id, eos_id=eos_id, max_new_tokens=max_new_tokens)[
-        0
-    ]
+    settings = {"bos_id": bos_id, "eos_id": eos_id, "max_new_tokens": max_new_tokens}
+    greedy = greedy_decode(model, src, **settings)[0]
     candidates = [
         Hypothesis(tokens, finished, total,
                    total / length_penalty_factor(len(tokens) + finished, length_penalty))

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor, nn
 
 from transformer._checks import check_positive_int, check_rank, check_size, check_tensor
-from transformer.v1_basic_attention import causal_bias
 from transformer.v4_block import TransformerEncoder, TransformerEncoderLayer
 from transformer.v6_encoder_decoder.decoder import TransformerDecoder
 from transformer.v6_encoder_decoder.decoder_layer import TransformerDecoderLayer
@@ -23,7 +22,10 @@ class Transformer(nn.Module):
 
     Arguments are those of ``nn.Transformer``: ``custom_encoder`` / ``custom_decoder``
     replace the built stacks, and every parameter with two or more dimensions starts
-    Xavier-uniform, as in PyTorch.
+    Xavier-uniform, as in PyTorch. One difference: in eval mode PyTorch's encoder may take a
+    nested-tensor fast path that zeroes its output at padded source positions; this encoder
+    computes them like any other, so pass ``memory_key_padding_mask`` with
+    ``src_key_padding_mask`` (as a seq2seq model does) and the two agree.
     """
 
     def __init__(
@@ -135,7 +137,7 @@ class Transformer(nn.Module):
     def generate_square_subsequent_mask(
         sz: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> Tensor:
-        """The (sz, sz) causal mask: 0 on and below the diagonal, -inf above it."""
-        check_positive_int("sz", sz)
-        device = torch.device("cpu") if device is None else torch.device(device)
-        return causal_bias(sz, sz, dtype or torch.get_default_dtype(), device)  # (sz, sz)
+        """The (sz, sz) causal mask: 0 on and below the diagonal, -inf above it; on the
+        default device and in the default dtype unless given, as in PyTorch."""
+        full = torch.full((sz, sz), float("-inf"), dtype=dtype, device=device)  # (sz, sz)
+        return torch.triu(full, diagonal=1)  # (sz, sz)
