@@ -737,6 +737,25 @@ class RMSNormInPlace(LearnerRMSNorm):
         return x * self.weight
 
 
+# ---- lab 01: two more mistakes ----
+
+
+def attention_by_sqrt_d_v(query, key, value, mask=None):
+    scores = query @ key.transpose(-2, -1) / math.sqrt(value.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(mask == 0, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    return weights @ value, weights
+
+
+def attention_transpose_1_2(query, key, value, mask=None):
+    scores = query @ key.transpose(1, 2) / math.sqrt(query.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(mask == 0, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    return weights @ value, weights
+
+
 # ---- lab 08: cross_attention and DecoderBlock ----
 
 

@@ -255,6 +255,8 @@ BROKEN = [
     (lab07.check_rmsnorm, broken.RMSNormRandomWeight, "expected to start at 1", 0),
     (lab07.check_rmsnorm, broken.RMSNormWithoutKeepdim, "keepdim=True", 0),
     (lab07.check_rmsnorm, broken.RMSNormInPlace, "changed its input x in place", 0),
+    (lab01.check_attention, broken.attention_by_sqrt_d_v, "divided the scores by √d_v", 1),
+    (lab01.check_attention, broken.attention_transpose_1_2, "swap the last two instead", 0),
     (lab08.check_cross_attention, broken.cross_keys_from_target, "values come from the target", 1),
     (lab08.check_cross_attention, broken.cross_causal, "causal mask is put on cross-attention", 1),
     (lab08.check_cross_attention, broken.cross_forgets_padding, "key-padding mask is forgotten", 1),

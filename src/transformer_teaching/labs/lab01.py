@@ -86,7 +86,7 @@ def attention_cases(dtype: torch.dtype = torch.float32) -> list[AttentionCase]:
 
 def attention_mistakes(case: AttentionCase) -> list[tuple[str, tuple[Tensor, Tensor]]]:
     """Each common mistake in words, with the (output, weights) it gives on ``case``."""
-    d_k = case.query.shape[-1]
+    d_k, d_v = case.query.shape[-1], case.value.shape[-1]
     wrong = [
         ("looks like you forgot to divide the scores by √d_k", {"divide_by": 1.0}),
         ("looks like you divided the scores by d_k instead of √d_k", {"divide_by": d_k}),
@@ -120,6 +120,12 @@ def attention_mistakes(case: AttentionCase) -> list[tuple[str, tuple[Tensor, Ten
             {"mask_mode": "after_softmax"},
         ),
     ]
+    if d_v != d_k:
+        wrong.insert(1, (
+            f"looks like you divided the scores by √d_v = √{d_v} instead of √d_k = √{d_k}: the "
+            "scale belongs to the query-key dot product, whose length is d_k = query.size(-1)",
+            {"divide_by": math.sqrt(d_v)},
+        ))  # fmt: skip
     q, k, v, m = case.query, case.key, case.value, case.mask
     return [(text, attention_variant(q, k, v, m, **kwargs)) for text, kwargs in wrong]
 
@@ -130,7 +136,13 @@ def check_attention_case(attention_fn: AttentionFn, case: AttentionCase) -> None
     ctx = case.context
     ref_output, ref_weights = attention(case.query, case.key, case.value, case.mask)
     inputs = {"query": case.query, "key": case.key, "value": case.value, "mask": case.mask}
-    result = run_on_copies("attention()", attention_fn, inputs, context=ctx)
+    hint = (
+        "with 4-D inputs (batch, heads, seq, d_k), key.transpose(1, 2) swaps the head and "
+        "sequence axes; swap the last two instead: key.transpose(-2, -1)"
+        if case.query.dim() == 4
+        else ""
+    )
+    result = run_on_copies("attention()", attention_fn, inputs, context=ctx, crash_hint=hint)
     output, weights = expect_pair("attention()", result, "(output, weights)", ctx)
     output = expect_tensor("attention() output", output, ctx)
     weights = expect_tensor("attention() weights", weights, ctx)
