@@ -11,6 +11,7 @@ checks reject it with a message that names that mistake (``attention_correct``,
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import seaborn as sns
@@ -21,6 +22,9 @@ from torch import Tensor, nn
 from transformer.v1_basic_attention import MultiHeadAttention
 from transformer.v2_multihead import MultiHeadAttention as V2MultiHeadAttention
 from transformer_teaching.labs import solutions
+from transformer_teaching.labs.checks import load_learner_module
+
+LABS = Path(__file__).resolve().parents[2] / "tutorials" / "labs"
 
 # ---- lab 01: attention(query, key, value, mask) ----
 
@@ -781,48 +785,9 @@ def cross_queries_from_memory(attn, x, memory, memory_key_padding_mask=None):
     return attn(memory, x, x)[0]
 
 
-class LearnerDecoderBlock(nn.Module):
-    """A learner's correct decoder block; the subclasses below break one step."""
-
-    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-                 layer_norm_eps=1e-5, batch_first=False, norm_first=False):  # fmt: skip
-        super().__init__()
-        attention = {"dropout": dropout, "batch_first": batch_first}
-        self.self_attn = V2MultiHeadAttention(d_model, nhead, **attention)
-        self.multihead_attn = V2MultiHeadAttention(d_model, nhead, **attention)
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.activation = F.gelu if activation == "gelu" else F.relu
-        self.norm_first = norm_first
-
-    def self_block(self, x, tgt_mask):
-        return self.dropout1(self.self_attn(x, x, x, attn_mask=tgt_mask)[0])
-
-    def cross_block(self, x, memory, padding):
-        out = self.multihead_attn(x, memory, memory, key_padding_mask=padding)[0]
-        return self.dropout2(out)
-
-    def feed_forward(self, x):
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
-
-    def sublayers(self, memory, tgt_mask, padding):
-        return [
-            (lambda x: self.self_block(x, tgt_mask), self.norm1),
-            (lambda x: self.cross_block(x, memory, padding), self.norm2),
-            (self.feed_forward, self.norm3),
-        ]
-
-    def forward(self, tgt, memory, tgt_mask=None, memory_key_padding_mask=None):
-        x = tgt
-        for sublayer, norm in self.sublayers(memory, tgt_mask, memory_key_padding_mask):
-            x = x + sublayer(norm(x)) if self.norm_first else norm(x + sublayer(x))
-        return x
+LearnerDecoderBlock = load_learner_module(
+    LABS / "lab08_cross_attention" / "solutions" / "decoder.py"
+).DecoderBlock  # the lab's solution; the subclasses below break one step
 
 
 class DecoderCrossKeysFromTarget(LearnerDecoderBlock):

@@ -27,47 +27,32 @@ from transformer_teaching.labs.checks import load_learner_module
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "tutorials" / "labs"
 
-# lab directory -> (skeleton file, the solution that can replace it)
+# lab directory -> the learner's file: src/<file> to fill in, solutions/<file> solved
 LAB_FILES = {
-    "lab01_dot_product": (
-        "attention.py",
-        "from transformer.v1_basic_attention import attention\n",
-    ),
-    "lab02_visualization": (
-        "visualize.py",
-        "from transformer_teaching.labs.solutions import attention_maps, plot_attention\n",
-    ),
-    "lab03_multihead": (
-        "multihead.py",
-        "from transformer.v1_basic_attention import MultiHeadAttention, merge_heads, split_heads\n",
-    ),
-    "lab04_pytorch_comparison": (
-        "compare.py",
-        "from transformer_teaching.labs.solutions import load_from_torch, to_torch_mask\n",
-    ),
-    "lab05_positional_encoding": (
-        "positional.py",
-        "from transformer.v3_positional import SinusoidalPositionalEncoding, sinusoidal_encoding\n",
-    ),
-    "lab06_transformer_block": (
-        "block.py",
-        "from transformer.v4_block import TransformerBlock\n",
-    ),
-    "lab07_rope_rmsnorm": (
-        "modern.py",
-        "from transformer.v7_modern import RMSNorm, rope_frequencies, rotate_half\n"
-        "from transformer_teaching.labs.solutions import rope\n",
-    ),
-    "lab08_cross_attention": (
-        "decoder.py",
-        "from transformer.v6_encoder_decoder import TransformerDecoderLayer as DecoderBlock\n"
-        "from transformer_teaching.labs.solutions import cross_attention\n",
-    ),
+    "lab01_dot_product": "attention.py",
+    "lab02_visualization": "visualize.py",
+    "lab03_multihead": "multihead.py",
+    "lab04_pytorch_comparison": "compare.py",
+    "lab05_positional_encoding": "positional.py",
+    "lab06_transformer_block": "block.py",
+    "lab07_rope_rmsnorm": "modern.py",
+    "lab08_cross_attention": "decoder.py",
 }
 
 
 def skeleton(lab: str):
-    return load_learner_module(LABS / lab / LAB_FILES[lab][0])
+    return load_learner_module(LABS / lab / "src" / LAB_FILES[lab])
+
+
+def test_every_lab_has_src_tests_and_solutions():
+    assert sorted(p.name for p in LABS.glob("lab*")) == sorted(LAB_FILES)
+    for lab, filename in LAB_FILES.items():
+        folder = LABS / lab
+        assert (folder / "src" / filename).is_file() and (folder / "solutions" / filename).is_file()
+        assert [p.name for p in (folder / "tests").glob("test_*.py")] == [f"test_{lab[:5]}.py"]
+        solution = (folder / "solutions" / filename).read_text()
+        assert len(solution.splitlines()) <= 80, f"{lab}: a solution is learner-sized"
+        assert "not implemented" not in solution
 
 
 SKELETON_CHECKS = [
@@ -151,20 +136,42 @@ def test_untouched_skeleton_fails_as_not_implemented(lab, check):
         check(skeleton(lab))
 
 
-def test_each_lab_test_file_passes_once_its_skeleton_holds_a_solution(tmp_path):
+def solved_copy(tmp_path: Path) -> Path:
+    """A copy of tutorials/labs with every src/ file replaced by its solutions/ file."""
     labs = tmp_path / "labs"
     shutil.copytree(LABS, labs, ignore=shutil.ignore_patterns("__pycache__"))
-    for lab, (filename, solution) in LAB_FILES.items():
-        (labs / lab / filename).write_text(solution)
+    for lab, filename in LAB_FILES.items():
+        shutil.copyfile(labs / lab / "solutions" / filename, labs / lab / "src" / filename)
+    return labs
+
+
+def test_each_lab_test_file_passes_once_its_skeleton_holds_its_solution(tmp_path):
+    labs = solved_copy(tmp_path)
     ran = []
     for lab in LAB_FILES:
-        for test_file in sorted((labs / lab).glob("test_lab*.py")):
+        for test_file in sorted((labs / lab / "tests").glob("test_lab*.py")):
             module = load_learner_module(test_file)
             for name in dir(module):
                 if name.startswith("test_"):
                     getattr(module, name)()  # a skip (pytest.skip) would raise here
                     ran.append(f"{lab}::{name}")
     assert len(ran) == 22, ran
+
+
+def test_pytest_tests_inside_a_lab_runs_that_lab_only(tmp_path):
+    """As the chapter works a lab: cd into it, then pytest tests/."""
+    labs = solved_copy(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/", "-q", "-p", "no:cacheprovider"],
+        cwd=labs / "lab06_transformer_block", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout, result.stdout
+    skeleton = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/", "-q", "-p", "no:cacheprovider"],
+        cwd=LABS / "lab01_dot_product", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert skeleton.returncode == 1 and "1 failed" in skeleton.stdout, skeleton.stdout
 
 
 @pytest.mark.parametrize("lab", list(LAB_FILES))

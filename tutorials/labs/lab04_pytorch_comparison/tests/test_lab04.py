@@ -1,4 +1,5 @@
-"""Lab 04 checks. Run: poetry run pytest tutorials/labs/lab04_pytorch_comparison"""
+"""Lab 04 checks. Run: poetry run pytest tests/ inside tutorials/labs/lab04_pytorch_comparison, or
+poetry run pytest tutorials/labs/lab04_pytorch_comparison from the repository root."""
 
 from pathlib import Path
 
@@ -7,8 +8,8 @@ import torch
 
 from transformer_teaching.labs import lab04, load_learner_module
 
-HERE = Path(__file__).parent
-lab = load_learner_module(HERE / "compare.py")
+HERE = Path(__file__).parents[1]  # this lab's folder
+lab = load_learner_module(HERE / "src" / "compare.py")
 
 
 def test_to_torch_mask():
@@ -26,7 +27,7 @@ def test_matches_torch():
 
 def test_your_lab03_module_matches_torch():
     """The milestone again, with your own lab03 MultiHeadAttention once it runs."""
-    lab03 = load_learner_module(HERE.parent / "lab03_multihead" / "multihead.py")
+    lab03 = load_learner_module(HERE.parent / "lab03_multihead" / "src" / "multihead.py")
     try:
         x = torch.zeros(1, 2, 4)
         lab03.MultiHeadAttention(4, 2)(x, x, x)

@@ -1,7 +1,7 @@
 """Lab 08: cross-attention and the decoder block, a drop-in for torch.nn.TransformerDecoderLayer.
 
 Fill in cross_attention, then DecoderBlock: __init__, feed_forward and forward.
-Check your work with: poetry run pytest tutorials/labs/lab08_cross_attention
+Check your work with: poetry run pytest tests/ (in tutorials/labs/lab08_cross_attention)
 """
 
 from __future__ import annotations

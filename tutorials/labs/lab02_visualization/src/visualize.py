@@ -1,6 +1,6 @@
 """Lab 02: read a stage's attention weights and draw them. Fill in both functions.
 
-Check your work with: poetry run pytest tutorials/labs/lab02_visualization
+Check your work with: poetry run pytest tests/ (in tutorials/labs/lab02_visualization)
 """
 
 from __future__ import annotations

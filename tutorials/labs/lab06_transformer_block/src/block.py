@@ -1,7 +1,7 @@
 """Lab 06: the transformer block, a drop-in for torch.nn.TransformerEncoderLayer.
 
 Fill in TransformerBlock: __init__, feed_forward and forward.
-Check your work with: poetry run pytest tutorials/labs/lab06_transformer_block
+Check your work with: poetry run pytest tests/ (in tutorials/labs/lab06_transformer_block)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Lab 01: scaled dot-product attention, softmax(QKᵀ/√d_k)V. Fill in ``attention``.
 
-Check your work with: poetry run pytest tutorials/labs/lab01_dot_product
+Check your work with: poetry run pytest tests/ (in tutorials/labs/lab01_dot_product)
 """
 
 from __future__ import annotations
@@ -26,4 +26,4 @@ def attention(
     # 2. mask:   blocked scores become -inf, so that exp() gives 0    # (..., L, S)
     # 3. weights: softmax over the keys                               # (..., L, S)
     # 4. output: weighted average of the values                       # (..., L, d_v)
-    raise NotImplementedError("lab01: implement attention() in lab01_dot_product/attention.py")
+    raise NotImplementedError("lab01: implement attention() in lab01_dot_product/src/attention.py")

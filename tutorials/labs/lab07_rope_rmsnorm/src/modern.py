@@ -1,7 +1,7 @@
 """Lab 07: rotary position embeddings (RoPE) and RMSNorm, two parts of the modern decoder.
 
 Fill in rope_frequencies, rotate_half, rope and RMSNorm.
-Check your work with: poetry run pytest tutorials/labs/lab07_rope_rmsnorm
+Check your work with: poetry run pytest tests/ (in tutorials/labs/lab07_rope_rmsnorm)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Lab 04: make v1's multi-head attention match torch.nn.MultiheadAttention.
 
 Fill in to_torch_mask and load_from_torch.
-Check your work with: poetry run pytest tutorials/labs/lab04_pytorch_comparison
+Check your work with: poetry run pytest tests/ (in tutorials/labs/lab04_pytorch_comparison)
 """
 
 from __future__ import annotations

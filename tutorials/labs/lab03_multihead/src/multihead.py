@@ -1,6 +1,6 @@
 """Lab 03: multi-head attention. Fill in split_heads, merge_heads and MultiHeadAttention.
 
-Check your work with: poetry run pytest tutorials/labs/lab03_multihead
+Check your work with: poetry run pytest tests/ (in tutorials/labs/lab03_multihead)
 """
 
 from __future__ import annotations

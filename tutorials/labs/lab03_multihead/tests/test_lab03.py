@@ -1,10 +1,11 @@
-"""Lab 03 checks. Run: poetry run pytest tutorials/labs/lab03_multihead"""
+"""Lab 03 checks. Run: poetry run pytest tests/ inside tutorials/labs/lab03_multihead, or
+poetry run pytest tutorials/labs/lab03_multihead from the repository root."""
 
 from pathlib import Path
 
 from transformer_teaching.labs import lab03, load_learner_module
 
-lab = load_learner_module(Path(__file__).with_name("multihead.py"))
+lab = load_learner_module(Path(__file__).parents[1] / "src" / "multihead.py")
 
 
 def test_split_heads():

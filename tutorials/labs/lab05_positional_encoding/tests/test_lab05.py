@@ -1,10 +1,11 @@
-"""Lab 05 checks. Run: poetry run pytest tutorials/labs/lab05_positional_encoding"""
+"""Lab 05 checks. Run: poetry run pytest tests/ inside tutorials/labs/lab05_positional_encoding, or
+poetry run pytest tutorials/labs/lab05_positional_encoding from the repository root."""
 
 from pathlib import Path
 
 from transformer_teaching.labs import lab05, load_learner_module
 
-lab = load_learner_module(Path(__file__).with_name("positional.py"))
+lab = load_learner_module(Path(__file__).parents[1] / "src" / "positional.py")
 
 
 def test_sinusoidal_encoding():

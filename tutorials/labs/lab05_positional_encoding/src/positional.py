@@ -1,7 +1,7 @@
 """Lab 05: the sinusoidal positional encoding. Fill in sinusoidal_encoding and
 SinusoidalPositionalEncoding.
 
-Check your work with: poetry run pytest tutorials/labs/lab05_positional_encoding
+Check your work with: poetry run pytest tests/ (in tutorials/labs/lab05_positional_encoding)
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""Lab 08 checks. Run: poetry run pytest tutorials/labs/lab08_cross_attention"""
+"""Lab 08 checks. Run: poetry run pytest tests/ inside tutorials/labs/lab08_cross_attention, or
+poetry run pytest tutorials/labs/lab08_cross_attention from the repository root."""
 
 from pathlib import Path
 
 from transformer_teaching.labs import lab08, load_learner_module
 
-lab = load_learner_module(Path(__file__).with_name("decoder.py"))
+lab = load_learner_module(Path(__file__).parents[1] / "src" / "decoder.py")
 
 
 def test_cross_attention():

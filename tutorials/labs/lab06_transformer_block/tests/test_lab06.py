@@ -1,10 +1,11 @@
-"""Lab 06 checks. Run: poetry run pytest tutorials/labs/lab06_transformer_block"""
+"""Lab 06 checks. Run: poetry run pytest tests/ inside tutorials/labs/lab06_transformer_block, or
+poetry run pytest tutorials/labs/lab06_transformer_block from the repository root."""
 
 from pathlib import Path
 
 from transformer_teaching.labs import lab06, load_learner_module
 
-lab = load_learner_module(Path(__file__).with_name("block.py"))
+lab = load_learner_module(Path(__file__).parents[1] / "src" / "block.py")
 
 
 def test_feed_forward():

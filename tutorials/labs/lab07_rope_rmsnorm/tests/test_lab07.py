@@ -1,10 +1,11 @@
-"""Lab 07 checks. Run: poetry run pytest tutorials/labs/lab07_rope_rmsnorm"""
+"""Lab 07 checks. Run: poetry run pytest tests/ inside tutorials/labs/lab07_rope_rmsnorm, or
+poetry run pytest tutorials/labs/lab07_rope_rmsnorm from the repository root."""
 
 from pathlib import Path
 
 from transformer_teaching.labs import lab07, load_learner_module
 
-lab = load_learner_module(Path(__file__).with_name("modern.py"))
+lab = load_learner_module(Path(__file__).parents[1] / "src" / "modern.py")
 
 
 def test_rope_frequencies():
