@@ -838,3 +838,71 @@ class DecoderWithoutCrossResidual(LearnerDecoderBlock):
 class DecoderAlwaysPostNorm(LearnerDecoderBlock):
     def __init__(self, *args, norm_first=False, **kwargs):
         super().__init__(*args, **kwargs)  # norm_first is dropped: always post-norm
+
+
+# ---- lab 09: CausalBlock, GPT and generate ----
+
+_gpt_solution = load_learner_module(LABS / "lab09_gpt" / "solutions" / "gpt.py")
+gpt_correct = _gpt_solution  # CausalBlock, GPT and generate as the lab's solution has them
+
+
+class GPTBlockNotCausal(_gpt_solution.CausalBlock):
+    def forward(self, x):
+        h = self.norm1(x)
+        x = x + self.self_attn(h, h, h, need_weights=False)[0]
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x)), approximate="tanh"))
+
+
+class GPTBlockExactGelu(_gpt_solution.CausalBlock):
+    def forward(self, x):
+        future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).triu(1)
+        h = self.norm1(x)
+        x = x + self.self_attn(h, h, h, attn_mask=future, need_weights=False)[0]
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
+
+
+class GPTWithoutPositions(_gpt_solution.GPT):
+    def forward(self, tokens):
+        x = self.wte(tokens)
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+class GPTUntiedHead(_gpt_solution.GPT):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lm_head.weight = nn.Parameter(self.wte.weight.detach().clone())
+
+
+def generate_from_first_position(model, tokens, max_new_tokens, temperature=1.0, generator=None):
+    for _ in range(max_new_tokens):
+        logits = model(tokens[:, -model.config.n_positions :])[:, 0]
+        if temperature == 0:
+            chosen = logits.argmax(dim=-1, keepdim=True)
+        else:
+            chosen = torch.multinomial(F.softmax(logits / temperature, -1), 1, generator=generator)
+        tokens = torch.cat([tokens, chosen], dim=1)
+    return tokens
+
+
+def generate_temperature_after_softmax(model, tokens, max_new_tokens, temperature=1.0,
+                                       generator=None):  # fmt: skip
+    for _ in range(max_new_tokens):
+        logits = model(tokens[:, -model.config.n_positions :])[:, -1]
+        if temperature == 0:
+            chosen = logits.argmax(dim=-1, keepdim=True)
+        else:
+            chosen = torch.multinomial(F.softmax(logits, -1) / temperature, 1, generator=generator)
+        tokens = torch.cat([tokens, chosen], dim=1)
+    return tokens
+
+
+def generate_without_cropping(model, tokens, max_new_tokens, temperature=1.0, generator=None):
+    for _ in range(max_new_tokens):
+        logits = model(tokens)[:, -1]
+        chosen = (logits.argmax(dim=-1, keepdim=True) if temperature == 0
+                  else torch.multinomial(F.softmax(logits / temperature, -1), 1,
+                                         generator=generator))  # fmt: skip
+        tokens = torch.cat([tokens, chosen], dim=1)
+    return tokens

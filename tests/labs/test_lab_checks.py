@@ -26,6 +26,7 @@ from transformer_teaching.labs import (
     lab06,
     lab07,
     lab08,
+    lab09,
     solutions,
 )
 
@@ -82,6 +83,9 @@ SOLVED = [
     pytest.param(lab07.check_rmsnorm, broken.LearnerRMSNorm, id="lab07-learner-rmsnorm"),
     pytest.param(lab08.check_cross_attention, broken.cross_correct, id="lab08-learner-cross"),
     pytest.param(lab08.check_decoder_block, broken.LearnerDecoderBlock, id="lab08-learner-block"),
+    pytest.param(lab09.check_block, broken.gpt_correct.CausalBlock, id="lab09-block"),
+    pytest.param(lab09.check_gpt, broken.gpt_correct.GPT, id="lab09-gpt"),
+    pytest.param(lab09.check_generate, broken.gpt_correct.generate, id="lab09-generate"),
 ]
 
 
@@ -269,6 +273,13 @@ BROKEN = [
     (lab08.check_decoder_block, broken.DecoderNorm2Twice, "it has its own LayerNorm, norm3", 1),
     (lab08.check_decoder_block, broken.DecoderWithoutCrossResidual, "around cross-attention", 1),
     (lab08.check_decoder_block, broken.DecoderAlwaysPostNorm, "norm_first=True asks for pre", 1),
+    (lab09.check_block, broken.GPTBlockNotCausal, "the block is not causal", 1),
+    (lab09.check_block, broken.GPTBlockExactGelu, "the tanh approximation", 1),
+    (lab09.check_gpt, broken.GPTWithoutPositions, "the positions are not added", 1),
+    (lab09.check_gpt, broken.GPTUntiedHead, "the head is not tied", 0),
+    (lab09.check_generate, broken.generate_from_first_position, "taken from the first", 0),
+    (lab09.check_generate, broken.generate_temperature_after_softmax, "after the softmax", 0),
+    (lab09.check_generate, broken.generate_without_cropping, "keep the last", 0),
 ]
 
 

@@ -21,6 +21,7 @@ from transformer_teaching.labs import (
     lab06,
     lab07,
     lab08,
+    lab09,
 )
 from transformer_teaching.labs.checks import load_learner_module
 
@@ -37,6 +38,7 @@ LAB_FILES = {
     "lab06_transformer_block": "block.py",
     "lab07_rope_rmsnorm": "modern.py",
     "lab08_cross_attention": "decoder.py",
+    "lab09_gpt": "gpt.py",
 }
 
 
@@ -127,6 +129,9 @@ SKELETON_CHECKS = [
     pytest.param(
         "lab08_cross_attention", lambda m: lab08.check_decoder_block(m.DecoderBlock), id="lab08-b"
     ),
+    pytest.param("lab09_gpt", lambda m: lab09.check_block(m.CausalBlock), id="lab09-a"),
+    pytest.param("lab09_gpt", lambda m: lab09.check_gpt(m.GPT), id="lab09-b"),
+    pytest.param("lab09_gpt", lambda m: lab09.check_generate(m.generate), id="lab09-c"),
 ]
 
 
@@ -155,7 +160,7 @@ def test_each_lab_test_file_passes_once_its_skeleton_holds_its_solution(tmp_path
                 if name.startswith("test_"):
                     getattr(module, name)()  # a skip (pytest.skip) would raise here
                     ran.append(f"{lab}::{name}")
-    assert len(ran) == 22, ran
+    assert len(ran) == 25, ran
 
 
 def test_pytest_tests_inside_a_lab_runs_that_lab_only(tmp_path):

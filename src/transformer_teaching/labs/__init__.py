@@ -19,6 +19,8 @@ absolute error and where it occurs:
   ``transformer.v7_modern`` and ``torch.nn.RMSNorm``.
 * ``lab08.check_cross_attention``, ``check_decoder_block``: cross-attention and the decoder
   block against ``torch.nn.MultiheadAttention`` and ``torch.nn.TransformerDecoderLayer``.
+* ``lab09.check_block``, ``check_gpt``, ``check_generate``: a GPT of the learner's own
+  against Hugging Face's GPT-2 built offline.
 
 Solutions: labs 01 and 03 are ``transformer.v1_basic_attention``, lab 05 is
 ``transformer.v3_positional``, lab 06 ``transformer.v4_block`` and lab 07
