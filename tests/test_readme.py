@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -22,3 +24,17 @@ def test_readme_links_resolve():
     for target in targets:
         if not target.startswith("http"):
             assert (README.parent / target).exists(), f"README links to missing {target}"
+
+
+@pytest.mark.parametrize(
+    "number",
+    range(len(re.findall(r"```python\n", README.read_text()))),
+    ids=lambda n: f"block{n + 1}",
+)
+def test_each_readme_block_runs_on_its_own(number, monkeypatch, tmp_path):
+    """A reader pastes one block: it carries its own imports."""
+    monkeypatch.chdir(tmp_path)
+    block = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)[number]
+    namespace: dict = {"__name__": "readme"}
+    exec(compile(block, f"README.md python block {number + 1}", "exec"), namespace)  # noqa: S102
+    assert len(namespace) > 2  # it defined something

@@ -101,3 +101,14 @@ def test_quoted_numbers_match_a_fresh_regeneration(tmp_path):
         assert fresh.stat().st_mtime > started, stage.version
     for page in PAGES:
         assert quotes.mismatches(page.read_text(), tmp_path) == [], page.name
+
+
+@pytest.mark.parametrize("page", [p for p in CODE_PAGES if p.parent == TUTORIALS],
+                         ids=lambda p: p.name)  # fmt: skip
+def test_each_tutorials_first_block_runs_on_its_own(page, monkeypatch):
+    """Pasting a tutorial's first block into a fresh interpreter works: its own imports."""
+    monkeypatch.chdir(ROOT)
+    first = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.DOTALL)[0]
+    namespace: dict = {"__name__": "tutorial"}
+    exec(compile(first, f"{page.name} python block 1", "exec"), namespace)  # noqa: S102
+    assert len(namespace) > 2
