@@ -201,6 +201,8 @@ def parse(
     args.options = parse_options(args.option, parser)
     if args.out is None:  # a quick run never replaces a full one
         args.out = cli.run_folder(Path("results"), NAME, args.quick)
+    if args.resume and args.overwrite:
+        parser.error("--overwrite: expected either --resume or --overwrite, got both")
     args.saved_step = resumed_settings(args, parser)
     try:
         chosen = configs(args)
@@ -221,8 +223,6 @@ def parse(
     if problem:
         parser.error(problem)
     checkpoint = args.out / CHECKPOINT
-    if args.resume and args.overwrite:
-        parser.error("--overwrite: expected either --resume or --overwrite, got both")
     if args.resume and not checkpoint.is_file():
         parser.error(f"--resume: expected a checkpoint at {checkpoint}, found none")
     if checkpoint.exists() and not (args.resume or args.overwrite):
