@@ -7,6 +7,7 @@ from transformer.v4_block.block import (
     ACTIVATIONS,
     TransformerBlock,
     TransformerEncoderLayer,
+    check_block_arguments,
     resolve_activation,
 )
 from transformer.v4_block.model import SETTINGS, TransformerModel, block_for, build_sequence_model
@@ -21,5 +22,6 @@ __all__ = [
     "TransformerModel",
     "block_for",
     "build_sequence_model",
+    "check_block_arguments",
     "resolve_activation",
 ]

@@ -45,6 +45,14 @@ def resolve_activation(activation: str | Callable[[Tensor], Tensor]) -> Callable
     return activation
 
 
+def check_block_arguments(dim_feedforward: object, dropout: object, layer_norm_eps: object) -> None:
+    """The checks every block (v4's, v6's decoder block) makes of PyTorch's shared arguments."""
+    check_positive_int("dim_feedforward", dim_feedforward)
+    check_probability("dropout", dropout)
+    if check_number("layer_norm_eps", layer_norm_eps, 0.0) == 0.0:
+        raise ValueError(f"layer_norm_eps: expected a number > 0, got {layer_norm_eps!r}")
+
+
 class TransformerBlock(nn.Module):
     """Self-attention sublayer then position-wise feed-forward sublayer.
 
@@ -74,10 +82,7 @@ class TransformerBlock(nn.Module):
         feed_forward_dropout: float | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("dim_feedforward", dim_feedforward)
-        check_probability("dropout", dropout)
-        if check_number("layer_norm_eps", layer_norm_eps, 0.0) == 0.0:
-            raise ValueError(f"layer_norm_eps: expected a number > 0, got {layer_norm_eps!r}")
+        check_block_arguments(dim_feedforward, dropout, layer_norm_eps)
         attention_dropout = dropout if attention_dropout is None else attention_dropout
         feed_forward_dropout = dropout if feed_forward_dropout is None else feed_forward_dropout
         check_probability("attention_dropout", attention_dropout)

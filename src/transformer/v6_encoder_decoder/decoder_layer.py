@@ -19,16 +19,13 @@ from torch import Tensor, nn
 
 from transformer._checks import (
     check_floating,
-    check_number,
-    check_positive_int,
-    check_probability,
     check_rank,
     check_same_dtype,
     check_size,
 )
 from transformer.v2_multihead import MultiHeadAttention
 from transformer.v2_multihead.masks import attention_bias
-from transformer.v4_block import resolve_activation
+from transformer.v4_block import check_block_arguments, resolve_activation
 
 
 class TransformerDecoderLayer(nn.Module):
@@ -55,10 +52,7 @@ class TransformerDecoderLayer(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("dim_feedforward", dim_feedforward)
-        check_probability("dropout", dropout)
-        if check_number("layer_norm_eps", layer_norm_eps, 0.0) == 0.0:
-            raise ValueError(f"layer_norm_eps: expected a number > 0, got {layer_norm_eps!r}")
+        check_block_arguments(dim_feedforward, dropout, layer_norm_eps)  # v4's
         factory = {"device": device, "dtype": dtype}
         attention = {"dropout": dropout, "bias": bias, "batch_first": batch_first, **factory}
         self.self_attn = MultiHeadAttention(d_model, nhead, **attention)
