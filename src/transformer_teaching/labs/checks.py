@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from transformer._checks import shape_str
 
@@ -250,3 +250,26 @@ def compare(
         else ""
     )
     fail(f"{head}\n  {error_report(actual, expected)}{nan}", context)
+
+
+def load_reference(
+    ours: object, state: dict[str, Tensor], what: str, reference: str, names: str, context: str
+) -> nn.Module:
+    """Load a reference's ``state`` dict into the learner's module (in eval mode after), or
+    fail naming the parameters that are missing, unexpected or of another shape.
+    ``reference`` names where the weights come from; ``names`` says how to name the parts."""
+    __tracebackhide__ = True
+    if not isinstance(ours, nn.Module):
+        fail(f"{what}: expected an nn.Module, got {type(ours).__name__}", context)
+    got = ours.state_dict()
+    missing = [name for name in state if name not in got]
+    unexpected = [name for name in got if name not in state]
+    if missing or unexpected:
+        fail(f"{what}: the parameter names differ from {reference}'s: missing {missing}, "
+             f"unexpected {unexpected}; name the parts {names}", context)  # fmt: skip
+    for name, tensor in state.items():
+        if got[name].shape != tensor.shape:
+            fail(f"{what}: {name} has shape {tuple(got[name].shape)}, {reference}'s "
+                 f"{tuple(tensor.shape)}", context)  # fmt: skip
+    ours.load_state_dict(state)
+    return ours.eval()

@@ -32,6 +32,7 @@ from transformer_teaching.labs.checks import (
     expect_shape,
     expect_tensor,
     fail,
+    load_reference,
     run,
     run_on_copies,
 )
@@ -102,33 +103,6 @@ def make_torch_layer(case: BlockCase, norm_first: bool, seed: int) -> nn.Transfo
     return layer.eval()
 
 
-def load_torch_layer(
-    ours: nn.Module, theirs: nn.TransformerEncoderLayer, what: str, ctx: str
-) -> None:
-    """Load ``theirs``' state dict into the learner's block, or say which names differ."""
-    __tracebackhide__ = True
-    if not isinstance(ours, nn.Module):
-        fail(f"{what}: expected an nn.Module, got {type(ours).__name__}", ctx)
-    expected, got = theirs.state_dict(), ours.state_dict()
-    missing = [name for name in expected if name not in got]
-    unexpected = [name for name in got if name not in expected]
-    if missing or unexpected:
-        fail(
-            f"{what}: the parameter names differ from nn.TransformerEncoderLayer's: missing "
-            f"{missing}, unexpected {unexpected}; name the layers {LAYERS}",
-            ctx,
-        )
-    for name, tensor in expected.items():
-        if got[name].shape != tensor.shape:
-            fail(
-                f"{what}: {name} has shape {tuple(got[name].shape)}, nn.TransformerEncoderLayer's "
-                f"{tuple(tensor.shape)}",
-                ctx,
-            )
-    ours.load_state_dict(expected)
-    ours.eval()
-
-
 def _same_twice(what: str, fn: Callable[..., object], inputs: dict, ctx: str, **kwargs) -> Tensor:
     """The learner's result on ``inputs``; two calls in eval mode must agree exactly."""
     __tracebackhide__ = True
@@ -154,7 +128,8 @@ def _setup(
     ctx = case.signature(norm_first) + ", loaded from nn.TransformerEncoderLayer"
     what = case.signature(norm_first)
     ours = run(what, block_cls, case.d_model, case.nhead, context=ctx, **case.kwargs(norm_first))
-    load_torch_layer(ours, theirs, "TransformerBlock", ctx)
+    load_reference(ours, theirs.state_dict(), "TransformerBlock", "nn.TransformerEncoderLayer",
+                   LAYERS, ctx)  # fmt: skip
     reference = TransformerBlock(case.d_model, case.nhead, **case.kwargs(norm_first))
     reference.load_state_dict(theirs.state_dict())
     return ours, reference.eval(), theirs

@@ -32,6 +32,7 @@ from transformer_teaching.labs.checks import (
     expect_shape,
     expect_tensor,
     fail,
+    load_reference,
     run,
     run_on_copies,
 )
@@ -162,24 +163,6 @@ def block_mistakes(norm_first: bool) -> list[tuple[str, dict]]:
     ]
 
 
-def load_torch_layer(ours: nn.Module, theirs: nn.Module, ctx: str) -> None:
-    """Load ``theirs``' state dict into the learner's block, or say which names differ."""
-    __tracebackhide__ = True
-    if not isinstance(ours, nn.Module):
-        fail(f"DecoderBlock: expected an nn.Module, got {type(ours).__name__}", ctx)
-    expected, got = theirs.state_dict(), ours.state_dict()
-    missing = [name for name in expected if name not in got]
-    unexpected = [name for name in got if name not in expected]
-    if missing or unexpected:
-        fail(
-            f"DecoderBlock: the parameter names differ from nn.TransformerDecoderLayer's: "
-            f"missing {missing}, unexpected {unexpected}; name the layers {LAYERS}",
-            ctx,
-        )
-    ours.load_state_dict(expected)
-    ours.eval()
-
-
 def check_decoder_block(block_cls: Callable[..., nn.Module]) -> None:
     """Lab 08: ``block_cls(...)(tgt, memory, tgt_mask=..., memory_key_padding_mask=...)``
     equals ``nn.TransformerDecoderLayer``'s, post- and pre-norm."""
@@ -194,7 +177,8 @@ def check_decoder_block(block_cls: Callable[..., nn.Module]) -> None:
             signature = f"DecoderBlock({case.d_model}, {case.nhead}, {shown})"
             theirs = randomise(nn.TransformerDecoderLayer(case.d_model, case.nhead, **kwargs), seed)
             ours = run(signature, block_cls, case.d_model, case.nhead, context=signature, **kwargs)
-            load_torch_layer(ours, theirs, signature)
+            load_reference(ours, theirs.state_dict(), "DecoderBlock", "nn.TransformerDecoderLayer",
+                           LAYERS, signature)  # fmt: skip
             reference = TransformerDecoderLayer(
                 case.d_model, case.nhead, **{**kwargs, "batch_first": True}
             )

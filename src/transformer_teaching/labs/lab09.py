@@ -29,12 +29,14 @@ from transformer_teaching.labs.checks import (
     expect_shape,
     expect_tensor,
     fail,
+    load_reference,
     run,
 )
 from transformer_teaching.labs.mistakes import block_variant
 
 SIZES = {"vocab_size": 23, "n_positions": 12, "d_model": 16, "n_layer": 2, "n_head": 4}
 NAMES = "wte, wpe, h (a ModuleList of CausalBlock), ln_f, lm_head"
+BLOCK_NAMES = "norm1, self_attn (v2's MultiHeadAttention), norm2, linear1, linear2"
 WEIGHT_STD = 0.15  # GPT-2's 0.02 makes a tiny model's output nearly the same for any input
 
 
@@ -62,25 +64,6 @@ def gpt2(seed: int = 0, hf_too: bool = False):
     return (gpt, hf) if hf_too else gpt
 
 
-def load(ours: object, state: dict[str, Tensor], what: str, ctx: str) -> nn.Module:
-    """Load ``state`` into the learner's module, or say which names differ."""
-    __tracebackhide__ = True
-    if not isinstance(ours, nn.Module):
-        fail(f"{what}: expected an nn.Module, got {type(ours).__name__}", ctx)
-    got = ours.state_dict()
-    missing = [name for name in state if name not in got]
-    unexpected = [name for name in got if name not in state]
-    if missing or unexpected:
-        fail(f"{what}: the parameter names differ from GPT-2's (as v5 names them): missing "
-             f"{missing}, unexpected {unexpected}", ctx)  # fmt: skip
-    for name, tensor in state.items():
-        if got[name].shape != tensor.shape:
-            fail(f"{what}: {name} has shape {tuple(got[name].shape)}, GPT-2's "
-                 f"{tuple(tensor.shape)}", ctx)  # fmt: skip
-    ours.load_state_dict(state)
-    return ours.eval()
-
-
 def check_block(block_cls: Callable[..., nn.Module]) -> None:
     """Lab 09: ``block_cls(d_model, n_head)(x)`` is GPT-2's causal pre-norm block."""
     __tracebackhide__ = True
@@ -88,7 +71,8 @@ def check_block(block_cls: Callable[..., nn.Module]) -> None:
     d, heads = SIZES["d_model"], SIZES["n_head"]
     ctx = f"CausalBlock({d}, {heads}), loaded from GPT-2's first block"
     ours = run(f"CausalBlock({d}, {heads})", block_cls, d, heads, context=ctx)
-    load(ours, reference.state_dict(), "CausalBlock", ctx)
+    load_reference(ours, reference.state_dict(), "CausalBlock", "GPT-2 (as v5 names it)",
+                   BLOCK_NAMES, ctx)  # fmt: skip
     x = torch.randn(2, 7, d, generator=torch.Generator().manual_seed(1))  # (B, T, E)
     ctx = f"{ctx}, {describe(x=x)}"
     with torch.no_grad():
@@ -129,7 +113,7 @@ def check_gpt(gpt_cls: Callable[..., nn.Module]) -> None:
     signature = "GPT(" + ", ".join(f"{k}={v}" for k, v in SIZES.items()) + ")"
     ours = run(signature, gpt_cls, **SIZES, context=signature)
     state = {k: v for k, v in reference.state_dict().items()}
-    load(ours, state, "GPT", signature + f"; name the parts {NAMES}")
+    load_reference(ours, state, "GPT", "GPT-2 (as v5 names it)", NAMES, signature)
     head, table = getattr(ours, "lm_head", None), getattr(ours, "wte", None)
     if head is None or table is None or head.weight.data_ptr() != table.weight.data_ptr():
         untied = (
