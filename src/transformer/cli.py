@@ -53,6 +53,22 @@ def add_seed(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_num_seeds(parser: argparse.ArgumentParser, default: int, what: str) -> None:
+    """``--num-seeds``: train ``what`` from seeds --seed, --seed+1, ..."""
+    parser.add_argument(
+        "--num-seeds", type=positive_int, default=default,
+        help=f"train {what} from seeds --seed, --seed+1, ... (default {default})",
+    )  # fmt: skip
+
+
+def seeds_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:
+    """The seeds ``--seed`` and ``--num-seeds`` ask for; a one-line error past 2**32."""
+    if args.seed + args.num_seeds > SEED_LIMIT:
+        parser.error(f"--num-seeds: expected seeds below 2**32, got up to "
+                     f"{args.seed + args.num_seeds - 1}")  # fmt: skip
+    return list(range(args.seed, args.seed + args.num_seeds))
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",

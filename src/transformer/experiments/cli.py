@@ -19,7 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from transformer import cli
-from transformer.contract import NEXT_TOKEN, UnsupportedTaskError, get_stage, list_stages
+from transformer.contract import (
+    NEXT_TOKEN,
+    Stage,
+    UnsupportedTaskError,
+    get_stage,
+    list_stages,
+)
 from transformer.experiments.runner import (
     CHECKPOINT,
     HELDOUT_SEQUENCES,
@@ -90,23 +96,30 @@ def parse_options(pairs: list[str], parser: cli.OneLineParser) -> dict:
     return options
 
 
+def choose_versions(
+    parser: argparse.ArgumentParser, version: str, task: str, allow_all: bool = True
+) -> tuple[list[str], list[Stage]]:
+    """``--version`` -> (the versions to run, the stages that 'all' leaves out because they
+    cannot run ``task``). An unknown stage, or one that cannot run ``task``, is a one-line
+    error (exit 2)."""
+    known = [s.version for s in list_stages()]
+    if allow_all and version == "all":
+        skipped = [s for s in list_stages() if task not in s.tasks]
+        return [s.version for s in list_stages(task)], skipped
+    if version not in known:
+        listed = ", ".join(known) + (", all" if allow_all else "")
+        parser.error(f"--version: unknown stage {version!r}; known stages: {listed}")
+    try:
+        get_stage(version).require(task)
+    except UnsupportedTaskError as error:
+        parser.error(f"--version: {error}")
+    return [version], []
+
+
 def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, object]:
     parser = build_parser(experiment)
     args = parser.parse_args(argv)
-    known = [s.version for s in list_stages()]
-    if args.version != "all" and args.version not in known:
-        parser.error(
-            f"--version: unknown stage {args.version!r}; known stages: {', '.join(known)}, all"
-        )
-    if args.version == "all":
-        args.versions = [s.version for s in list_stages(NEXT_TOKEN)]
-        args.skipped = [s for s in list_stages() if NEXT_TOKEN not in s.tasks]
-    else:
-        try:
-            get_stage(args.version).require(NEXT_TOKEN)
-        except UnsupportedTaskError as error:
-            parser.error(f"--version: {error}")
-        args.versions, args.skipped = [args.version], []
+    args.versions, args.skipped = choose_versions(parser, args.version, NEXT_TOKEN)
     args.options = parse_options(args.option, parser)
     task = get_task(experiment)
     for version in args.versions:  # every stage must take every option, before any work

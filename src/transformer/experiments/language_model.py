@@ -32,12 +32,11 @@ from transformer.contract import (
     NEXT_TOKEN,
     ModelConfig,
     SequenceModel,
-    UnsupportedTaskError,
     get_stage,
     list_stages,
 )
 from transformer.experiments import lm_report
-from transformer.experiments.cli import parse_options
+from transformer.experiments.cli import choose_versions, parse_options
 from transformer.lm import (
     VOCAB_SIZE,
     CheckpointError,
@@ -191,13 +190,7 @@ def parse(
     """Check every flag before any work; only rank 0 creates ``--out`` and locks it."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    known = [s.version for s in list_stages()]
-    if args.version not in known:
-        parser.error(f"--version: unknown stage {args.version!r}; known stages: {', '.join(known)}")
-    try:
-        get_stage(args.version).require(NEXT_TOKEN)
-    except UnsupportedTaskError as error:
-        parser.error(f"--version: {error}")
+    choose_versions(parser, args.version, NEXT_TOKEN, allow_all=False)
     args.options = parse_options(args.option, parser)
     if args.out is None:  # a quick run never replaces a full one
         args.out = cli.run_folder(Path("results"), NAME, args.quick)

@@ -42,10 +42,7 @@ def build_parser() -> cli.OneLineParser:
         "bits/char over seeds, tokens/s, KV cache bytes per token and length generalisation.",
     )
     cli.add_seed(parser)
-    parser.add_argument(
-        "--num-seeds", type=cli.positive_int, default=3,
-        help="train each variant from seeds --seed, --seed+1, ... (default 3)",
-    )  # fmt: skip
+    cli.add_num_seeds(parser, 3, "each variant")
     parser.add_argument(
         "--steps", type=cli.positive_int, default=None,
         help=f"training steps per run (default {ablation.TRAINING.steps})",
@@ -62,9 +59,7 @@ def build_parser() -> cli.OneLineParser:
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, torch.device]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.seed + args.num_seeds > cli.SEED_LIMIT:
-        parser.error(f"--num-seeds: expected seeds below 2**32, got up to "
-                     f"{args.seed + args.num_seeds - 1}")  # fmt: skip
+    args.seeds = cli.seeds_of(args, parser)
     if args.out is None:
         args.out = cli.run_folder(DEFAULT_OUT.parent, NAME, args.quick)
     problem = cli.check_writable(args.out)
@@ -86,7 +81,7 @@ def run(args: argparse.Namespace, device: torch.device) -> tuple[dict, dict]:
         training = replace(training, steps=args.steps, warmup_steps=warmup,
                            eval_interval=args.steps)  # fmt: skip
     corpus = load_corpus(ablation.QUICK_CORPUS if args.quick else ablation.CORPUS)
-    seeds = list(range(args.seed, args.seed + args.num_seeds))
+    seeds = args.seeds
     variants, timed = {}, {}
     for variant in ablation.variants(size["num_heads"]):
         config = ablation.model_config(variant, size, block)

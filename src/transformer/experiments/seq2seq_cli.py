@@ -25,9 +25,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from transformer import cli
-from transformer.contract import SEQ2SEQ, UnsupportedTaskError, get_stage, list_stages
+from transformer.contract import SEQ2SEQ, list_stages
 from transformer.experiments import seq2seq_report as report
 from transformer.experiments import seq2seq_runner as runner
+from transformer.experiments.cli import choose_versions
 from transformer.experiments.seq2seq_tasks import TASKS
 from transformer.io import write_bytes, write_figure, write_json
 from transformer.lm.training import SCHEDULES
@@ -61,10 +62,7 @@ def build_parser() -> cli.OneLineParser:
     )
     parser.add_argument("--task", default="all", help=f"{', '.join(TASKS)} or 'all' (default all)")
     cli.add_seed(parser)
-    parser.add_argument(
-        "--num-seeds", type=cli.positive_int, default=1,
-        help="train from seeds --seed, --seed+1, ... and report the spread (default 1)",
-    )  # fmt: skip
+    cli.add_num_seeds(parser, 1, "each stage on each task")
     parser.add_argument(
         "--steps", type=cli.positive_int, default=None,
         help=f"training steps per run (default {runner.TRAINING.steps}, "
@@ -96,27 +94,13 @@ def build_parser() -> cli.OneLineParser:
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, torch.device]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    known = [s.version for s in list_stages()]
-    if args.version == "all":
-        args.versions = [s.version for s in list_stages(SEQ2SEQ)]
-    elif args.version not in known:
-        parser.error(
-            f"--version: unknown stage {args.version!r}; known stages: {', '.join(known)}, all"
-        )
-    else:
-        try:
-            get_stage(args.version).require(SEQ2SEQ)
-        except UnsupportedTaskError as error:
-            parser.error(f"--version: {error}")
-        args.versions = [args.version]
+    args.versions, _ = choose_versions(parser, args.version, SEQ2SEQ)
     if args.task != "all" and args.task not in TASKS:
         parser.error(f"--task: expected one of {', '.join(TASKS)} or all, got {args.task!r}")
     args.tasks = list(TASKS) if args.task == "all" else [args.task]
     if args.schedule not in SCHEDULES:
         parser.error(f"--schedule: expected {' or '.join(SCHEDULES)}, got {args.schedule!r}")
-    if args.seed + args.num_seeds > cli.SEED_LIMIT:
-        parser.error(f"--num-seeds: expected seeds below 2**32, got up to "
-                     f"{args.seed + args.num_seeds - 1}")  # fmt: skip
+    args.seeds = cli.seeds_of(args, parser)
     if args.steps is not None and args.steps < 2:
         parser.error(f"--steps: expected at least 2 (one warmup step, one more), got {args.steps}")
     args.out = args.out or cli.run_folder(DEFAULT_ROOT, NAME, args.quick)
@@ -144,7 +128,7 @@ def run_version(args, version: str, config, device: torch.device) -> tuple[dict,
     size = runner.QUICK_SIZE if args.quick else runner.SIZE
     examples = runner.QUICK_EVAL_EXAMPLES if args.quick else runner.EVAL_EXAMPLES
     beams = min(examples, runner.BEAM_EXAMPLES)
-    seeds = list(range(args.seed, args.seed + args.num_seeds))
+    seeds = args.seeds
     results = {"experiment": NAME, "version": version, "seeds": seeds, "size": size,
                "max_len": runner.MAX_LEN, "training": config.to_dict(), "tasks": {}}  # fmt: skip
     if args.quick:
@@ -221,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.make_deterministic(device)
     config = train_config(args)
     start = time.perf_counter()
-    seeds = f"{args.seed}..{args.seed + args.num_seeds - 1}"
+    seeds = f"{args.seeds[0]}..{args.seeds[-1]}"
     print(f"{NAME}: {', '.join(args.tasks)} on {', '.join(args.versions)}; seeds {seeds}, "
           f"{config.steps} steps, {device}")  # fmt: skip
     try:
@@ -231,10 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             path = save_version(args.out, results, drawn, args.quick)
             per_version[version] = results
             print(f"  wrote {path} and its figures", file=sys.stderr)
-        seeds = list(range(args.seed, args.seed + args.num_seeds))
         if len(per_version) > 1:
-            save_comparison(args.out, per_version, seeds, args.quick)
-            print(report.table(report.comparison(per_version), seeds, args.quick))
+            save_comparison(args.out, per_version, args.seeds, args.quick)
+            print(report.table(report.comparison(per_version), args.seeds, args.quick))
     finally:
         args.lock.release()
     print(f"done in {time.perf_counter() - start:.0f} s")
