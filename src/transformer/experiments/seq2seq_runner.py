@@ -16,7 +16,7 @@ from torch import Tensor
 from transformer.contract import SEQ2SEQ, ModelConfig, get_stage
 from transformer.experiments import seq2seq_tasks as tasks
 from transformer.experiments.runner import rounded
-from transformer.lm import IGNORE_INDEX, TrainConfig, next_token_loss, train
+from transformer.lm import IGNORE_INDEX, TrainConfig, generate, next_token_loss, train
 from transformer.lm.training import apply_model, to_device
 
 SIZE = {"d_model": 64, "num_heads": 4, "num_layers": 2}  # v6: 2 encoder + 2 decoder layers
@@ -98,19 +98,11 @@ def greedy_targets(model, encoder_decoder: bool, pairs: list, device: torch.devi
 
 
 def decoder_only_greedy(model, prompt: Tensor, max_new_tokens: int) -> list[list[int]]:
-    """prompt (N, P) of equal-length ``source SEP`` rows -> each row's ids before EOS."""
-    tokens, done = prompt, torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
-    written: list[list[int]] = [[] for _ in range(prompt.shape[0])]
-    for _ in range(max_new_tokens):
-        chosen = model(tokens)[:, -1].argmax(dim=-1)  # (N,)
-        for row, token in enumerate(chosen.tolist()):
-            if not done[row] and token != tasks.EOS:
-                written[row].append(token)
-        done |= chosen == tasks.EOS
-        if bool(done.all()):
-            break
-        tokens = torch.cat([tokens, chosen.unsqueeze(1)], dim=1)  # (N, P + t)
-    return written
+    """prompt (N, P) of equal-length ``source SEP`` rows -> each row's ids before EOS, with
+    the language models' own greedy loop (``transformer.lm.generate``)."""
+    written = generate(model, prompt, max_new_tokens, temperature=0)[:, prompt.shape[1] :]
+    rows = written.tolist()  # N lists of max_new_tokens ids
+    return [row[: row.index(tasks.EOS)] if tasks.EOS in row else row for row in rows]
 
 
 @torch.no_grad()
