@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from transformer import ModelConfig
 from transformer.experiments import seq2seq_cli, seq2seq_runner
 from transformer.experiments import seq2seq_tasks as tasks
 from transformer.lm import IGNORE_INDEX
@@ -92,6 +93,7 @@ def test_a_perfect_model_scores_full_marks():
             super().__init__()
             self.answers = {tuple([*s, tasks.SEP]): [*t, tasks.EOS] for s, t in pairs}
             self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.config = ModelConfig(vocab_size=tasks.VOCAB_SIZE, causal=True, max_len=None)
 
         def forward(self, tokens):
             logits = torch.full((*tokens.shape, tasks.VOCAB_SIZE), -10.0)
