@@ -44,7 +44,8 @@ class Benchmark:
 
     Optional extras (``gpt.py`` uses them): ``probe(spec, device)`` runs in each timing child
     right after the timed steps (same process, threads and moment) and its dict is kept in
-    the row as ``probe``; ``finish_row(row, case)`` adds derived fields to each row.
+    the row as ``probe``; ``finish_row(row, case)`` adds derived fields to each row, and
+    ``finish_rows(rows)`` fields that compare rows (``tiled_attention.py``: memory against T).
     ``step`` and ``ratio_note`` are the JSON's and the report's words for the step and ratios.
     ``quick`` holds what ``--quick`` sets among the script's own flags (by argparse dest), on
     top of the shared ones (``_cli.QUICK`` and the smallest of ``default_seq_lens``).
@@ -64,6 +65,7 @@ class Benchmark:
     columns: list[Column] = field(default_factory=lambda: list(COLUMNS))
     probe: Callable[[dict, torch.device], dict] | None = None
     finish_row: Callable[[dict, dict], None] | None = None
+    finish_rows: Callable[[list[dict]], None] | None = None  # fields that compare rows
     step: str = "forward, output.sum(), backward into inputs and parameters"
     ratio_note: str = "ratios = ours / torch reference (below 1: ours is faster / smaller)"
     quick: dict[str, object] = field(default_factory=dict)
@@ -226,6 +228,8 @@ def run_all(bench: Benchmark, devices: list[str], args: argparse.Namespace) -> l
                     rows[-1]["max_abs_diff"] = diffs[device, seq_len, pair]
                 if bench.finish_row is not None:
                     bench.finish_row(rows[-1], args.case)
+    if bench.finish_rows is not None:
+        bench.finish_rows(rows)
     return rows
 
 

@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 # the benchmarks import their siblings as top-level modules (``from _cli import ...``)
-MODULES = ("_cli", "_harness", "_measure", "_report", "attention", "block", "gpt", "distributed")
+MODULES = ("_cli", "_harness", "_measure", "_report", "attention", "block", "gpt", "distributed",
+           "tiled_attention")  # fmt: skip
 # if a check were missing, the run would go on: keep it short, so the test fails fast
 SHORT = ["--quick", "--seq-lens", "8", "--device", "cpu", "--threads", "1"]
 
@@ -53,6 +54,7 @@ BAD_FLAGS = [
     ("attention", ["--seed", "-1"], "--seed"),
     ("block", ["--out", "FILE/a.json"], "--out"),
     ("gpt", ["--device", "tpu"], "--device"),
+    ("tiled_attention", ["--block-size", "0"], "--block-size"),
 ]
 
 
@@ -180,3 +182,15 @@ def test_distributed_measures_one_and_two_processes(tmp_path):
     assert rows[1]["parameters"] == rows[0]["parameters"] > 100_000
     # the cores are shared out: two processes get half the threads each
     assert rows[1]["threads_per_process"] == max(1, rows[0]["threads_per_process"] // 2)
+
+
+def test_tiled_attention_reports_memory_growth_against_the_smallest_length(benchmark):
+    tiled = benchmark("tiled_attention")
+    measured = ((2048, 20.0, 400.0), (1024, 10.0, 100.0), (8192, 80.0, None))
+    rows = [
+        {"device": "cpu", "seq_len": t, "peak_mib": m, "ref_peak_mib": r} for t, m, r in measured
+    ]
+    tiled.memory_growth(rows)
+    assert [r["memory_growth"] for r in rows] == [2.0, 1.0, 8.0]
+    assert [r["ref_memory_growth"] for r in rows] == [4.0, 1.0, None]
+    assert {r["growth_over_seq_len"] for r in rows} == {1024}
