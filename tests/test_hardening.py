@@ -293,12 +293,14 @@ def test_a_dangling_symlink_out_is_refused(tmp_path, capsys):
 # ---- compare.py on fabricated results ----
 
 
-def fabricated(root, experiment, version, accuracy):
-    path = root / experiment / version / "results.json"
+def fabricated(root, experiment, version, accuracy, seed=0, unseen_pairs=0.0):
+    path = root / experiment / version / f"seed{seed}" / "results.json"
     path.parent.mkdir(parents=True)
-    trained = {"accuracy": accuracy, "chance": 0.1, "seen_token_guess": 0.2,
-               "heldout_loss": 1.0, "best_head_attention_mass": 0.5}  # fmt: skip
-    run = {"trained": trained, "seed": 0, "training": {"steps": 7}, "device": "cpu"}
+    trained = {"accuracy": accuracy, "chance": 0.1, "seen_token_guess": 0.2, "heldout_loss": 1.0,
+               "final_train_loss": 0.5, "best_head_attention_mass": 0.5,
+               "unseen_pairs": {"accuracy": unseen_pairs}}  # fmt: skip
+    run = {"trained": trained, "seed": seed, "training": {"steps": 7}, "device": "cpu",
+           "experiment": experiment, "version": version}  # fmt: skip
     path.write_text(json.dumps(run))
     return path
 
@@ -311,10 +313,42 @@ def test_compare_builds_the_table_from_results_files(tmp_path, capsys):
     fabricated(tmp_path, "sequential", "v3", 1.0)
     assert compare.main(["--results", str(tmp_path)]) == 0
     table = (tmp_path / "compare" / "comparison.md").read_text().splitlines()
-    assert table[0] == "| stage | pattern | sequential |"
-    assert table[2] == "| v1 | 25.0% | — |" and table[3] == "| v3 | 87.5% | 100.0% |"
+    assert table[0].startswith("One or two seeds: too few")
+    assert table[4] == "| stage | pattern | sequential |"
+    assert table[6] == "| v1 | 25.0% | — |" and table[7] == "| v3 | 87.5% | 100.0% |"
     summary = json.loads((tmp_path / "compare" / "comparison.json").read_text())
-    assert summary["pattern"]["v3"]["accuracy"] == 0.875 and summary["pattern"]["v3"]["steps"] == 7
+    assert summary["pattern"]["v3"]["accuracy"]["mean"] == 0.875
+    assert summary["pattern"]["v3"]["steps"] == 7
+
+
+def test_compare_reports_the_spread_over_seeds(tmp_path, capsys):
+    from transformer.experiments import compare
+
+    for seed, (accuracy, pairs) in enumerate([(0.5, 0.0), (0.7, 0.25), (0.9, 0.5)]):
+        fabricated(tmp_path, "fibonacci", "v2", accuracy, seed, unseen_pairs=pairs)
+    fabricated(tmp_path, "fibonacci", "v4", 0.75)  # one seed only: it says so
+    assert compare.main(["--results", str(tmp_path)]) == 0
+    table = (tmp_path / "compare" / "comparison.md").read_text().splitlines()
+    assert table[0] == ("Held-out accuracy over seeds 0, 1, 2: mean ± sample standard "
+                        "deviation [min, max].")  # fmt: skip
+    assert table[2] == "| stage | fibonacci, unseen sequences | fibonacci, unseen pairs |"
+    assert table[4] == "| v2 | 70.0 ± 20.0% [50.0, 90.0] | 25.0 ± 25.0% [0.0, 50.0] |"
+    assert table[5] == "| v4 | 75.0% (1 seed) | 0.0% (1 seed) |"
+    v2 = json.loads((tmp_path / "compare" / "comparison.json").read_text())["fibonacci"]["v2"]
+    assert v2["seeds"] == [0, 1, 2] and v2["accuracy_per_seed"] == [0.5, 0.7, 0.9]
+    assert v2["unseen_pairs_accuracy"] == {"mean": 0.25, "std": 0.25, "min": 0.0, "max": 0.5}
+
+
+def test_compare_names_a_results_file_in_another_seeds_folder(tmp_path, capsys):
+    from transformer.experiments import compare
+
+    path = fabricated(tmp_path, "pattern", "v2", 0.5, seed=1)
+    moved = path.parent.parent / "seed4"
+    path.parent.rename(moved)
+    with pytest.raises(SystemExit) as caught:
+        compare.main(["--results", str(tmp_path)])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.endswith(f"{moved / 'results.json'}: expected seed 4, got 1\n")
 
 
 def test_compare_names_a_truncated_results_file(tmp_path, capsys):

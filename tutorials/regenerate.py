@@ -2,13 +2,13 @@
 
     poetry run python tutorials/regenerate.py
 
-Runs the three experiments on every registered stage (seed 0, default steps, CPU, so the
+Runs the three experiments on every registered stage (seeds 0-2, default steps, CPU, so the
 committed files can be reproduced on any machine), the stage comparison, the √d_k
 measurement, the sinusoidal-encoding figure, v5's language model, the sequence-to-sequence
 comparison of v5, v6 and v7 (seeds 0-2), v7's ablation (seeds 0-2),
 v7's equalities, and the language model under torchrun (its equality with one process and
 the throughput benchmark), writing to tutorials/results/. Then rewrites each number marked in
-tutorials/*.md from those files. Roughly 45 minutes on two idle CPU cores.
+tutorials/*.md from those files. Roughly 65 minutes on two idle CPU cores.
 """
 
 import subprocess
@@ -23,20 +23,26 @@ TUTORIALS = Path(__file__).resolve().parent
 DISTRIBUTED_BENCHMARK = TUTORIALS.parent / "benchmarks" / "distributed.py"
 RESULTS = TUTORIALS / "results"
 SETTINGS = ["--version", "all", "--seed", "0", "--device", "cpu"]
+TASK_SEEDS = 3  # the stage ladder's spread
 
 
 def regenerate(
-    results: Path = RESULTS, experiments: tuple[str, ...] = tuple(TASKS), with_language_model=True
+    results: Path = RESULTS,
+    experiments: tuple[str, ...] = tuple(TASKS),
+    with_language_model=True,
+    task_seeds: int = TASK_SEEDS,
 ) -> None:
     """Every result and figure the tutorials use, written under ``results``.
 
-    ``experiments`` and ``with_language_model=False`` leave runs out (v5 trained on the
-    standard library takes about four minutes, the sequence-to-sequence comparison about
-    fifteen, v7's ablation about twelve, the torchrun runs about four); the tests use them
-    to keep CI short.
+    ``experiments``, ``task_seeds`` (seeds 0 .. task_seeds - 1 of the three experiments)
+    and ``with_language_model=False`` leave runs out (the three experiments take about ten
+    minutes a seed, v5 trained on the standard library about four, the
+    sequence-to-sequence comparison about fifteen, v7's ablation about twelve, the
+    torchrun runs about four); the tests use them to keep CI short.
     """
+    seeds = ["--num-seeds", str(task_seeds)]
     for experiment in experiments:
-        cli.main(experiment, [*SETTINGS, "--out", str(results / experiment)])
+        cli.main(experiment, [*SETTINGS, *seeds, "--out", str(results / experiment)])
     compare.main(["--results", str(results), "--out", str(results / "compare")])
     scaling.save(results / "scaling")
     positions.save(results / "positions")

@@ -87,23 +87,32 @@ def test_script_runs_every_stage_in_quick_mode(experiment, tmp_path):
     assert "skipping v6: it cannot run next-token tasks (its encoder sees" in proc.stdout
     assert not (out / "v6").exists()
     for version in VERSIONS:
-        assert sorted(p.name for p in (out / version).iterdir()) == FIGURES
-        for png in FIGURES:
-            if png.endswith(".png"):
-                assert (out / version / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        check_schema(json.loads((out / version / "results.json").read_text()), experiment, version)
+        assert sorted(p.name for p in (out / version).iterdir()) == ["seed0", "seed1", "seed2"]
+        for seed in range(3):  # 'all' trains three seeds by default
+            folder = out / version / f"seed{seed}"
+            assert sorted(p.name for p in folder.iterdir()) == FIGURES
+            for png in FIGURES:
+                if png.endswith(".png"):
+                    assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            result = json.loads((folder / "results.json").read_text())
+            check_schema(result, experiment, version)
+            assert result["seed"] == seed
     comparison = json.loads((out / "comparison.json").read_text())
     assert set(comparison["stages"]) == set(VERSIONS)
+    assert all(stage["seeds"] == [0, 1, 2] for stage in comparison["stages"].values())
+    assert (out / "comparison.md").read_text().count(" ± ") >= len(VERSIONS)
 
 
 @pytest.mark.slow
 def test_default_output_directory_is_results_experiment_and_quick_for_a_quick_run(tmp_path):
     proc = run_script("sequential", "--quick", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "results" / "sequential" / "quick" / "v1" / "results.json").is_file()
+    assert (
+        tmp_path / "results" / "sequential" / "quick" / "v1" / "seed0" / "results.json"
+    ).is_file()
     proc = run_script("sequential", "--steps", "2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "results" / "sequential" / "v1" / "results.json").is_file()
+    assert (tmp_path / "results" / "sequential" / "v1" / "seed0" / "results.json").is_file()
 
 
 BAD_FLAGS = [
@@ -189,7 +198,9 @@ def test_same_seed_gives_identical_results_file(tmp_path, capsys):
             "fibonacci",
             ["--quick", "--version", "v2", "--seed", seed, "--out", str(tmp_path / run)],
         )
-    a, b, c = ((tmp_path / r / "v2" / "results.json").read_bytes() for r in "abc")
+    a, b, c = (
+        (tmp_path / r / "v2" / f"seed{r == 'c':d}" / "results.json").read_bytes() for r in "abc"
+    )
     assert a == b
     assert a != c
 
@@ -225,7 +236,10 @@ def test_compare_collects_stages_by_experiments(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "| stage | pattern | fibonacci | sequential |" in proc.stdout
+    header = (
+        "| stage | pattern | fibonacci, unseen sequences | fibonacci, unseen pairs | sequential |"
+    )
+    assert header in proc.stdout
     compared = tmp_path / "compare" / "quick"  # quick runs, in their own folders
     summary = json.loads((compared / "comparison.json").read_text())
     assert set(summary) == set(EXPERIMENTS)
@@ -233,9 +247,17 @@ def test_compare_collects_stages_by_experiments(tmp_path):
     assert (compared / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     table = (compared / "comparison.md").read_text()
     assert table.startswith("Quick runs:")
-    run = json.loads((tmp_path / "fibonacci" / "quick" / "v2" / "results.json").read_text())
+    runs = [
+        json.loads(
+            (tmp_path / "fibonacci" / "quick" / "v2" / f"seed{s}" / "results.json").read_text()
+        )
+        for s in range(3)
+    ]
+    mean = sum(r["trained"]["accuracy"] for r in runs) / 3
+    pairs = [r["trained"]["unseen_pairs"]["accuracy"] for r in runs]
     row = next(line for line in table.splitlines() if line.startswith("| v2 |"))
-    assert f"{100 * run['trained']['accuracy']:.1f}%" in row.split("|")[3]  # its fibonacci cell
+    assert row.split("|")[3].strip().startswith(f"{100 * mean:.1f} ± ")  # unseen sequences
+    assert f"[{100 * min(pairs):.1f}, {100 * max(pairs):.1f}]" in row.split("|")[4]
 
 
 def test_compare_without_results_exits_2(tmp_path):
@@ -269,14 +291,14 @@ def test_options_reach_the_stage_and_the_results_record_what_ran(tmp_path, capsy
     out = tmp_path / "o"
     flags = ["--quick", "--version", "v4", "--out", str(out)]
     cli.main("sequential", [*flags, "--option", "norm_first=true", "--option", "activation=gelu"])
-    model = json.loads((out / "v4" / "results.json").read_text())["model"]
+    model = json.loads((out / "v4" / "seed0" / "results.json").read_text())["model"]
     assert model["norm_first"] is True and model["activation"] == "gelu"
     assert model["positional"] == "sinusoidal" and model["max_len"] == 12  # the defaults
 
 
 def test_v1_results_say_one_head(tmp_path, capsys):
     cli.main("pattern", ["--quick", "--version", "v1", "--out", str(tmp_path)])
-    model = json.loads((tmp_path / "v1" / "results.json").read_text())["model"]
+    model = json.loads((tmp_path / "v1" / "seed0" / "results.json").read_text())["model"]
     assert model["num_heads"] == 1 and "max_len" not in model
 
 
@@ -286,5 +308,5 @@ def test_results_files_get_the_normal_file_mode(tmp_path, capsys):
         cli.main("pattern", ["--quick", "--version", "v2", "--out", str(tmp_path)])
     finally:
         os.umask(old)
-    for path in (tmp_path / "v2").iterdir():
+    for path in (tmp_path / "v2" / "seed0").iterdir():
         assert path.stat().st_mode & 0o777 == 0o644, path.name

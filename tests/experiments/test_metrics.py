@@ -5,11 +5,13 @@ import torch
 
 from transformer.experiments.metrics import (
     accuracy,
+    attention_by_offset,
     attention_mass,
     seen_token_guess,
     similar_vs_dissimilar,
     uniform_attention_mass,
 )
+from transformer.experiments.runner import offset_summary
 from transformer.experiments.tasks import IGNORE
 
 
@@ -66,3 +68,28 @@ def test_seen_token_guess():
     targets = torch.tensor([[IGNORE, 3, 9, 4]])
     # t=1: seen {3, 4}, answer 3 -> 1/2; t=2: answer 9 never seen -> 0; t=3: {3, 4, 5} -> 1/3
     assert seen_token_guess(inputs, targets) == pytest.approx((1 / 2 + 0 + 1 / 3) / 3)
+
+
+def test_attention_by_offset_finds_a_head_that_looks_k_places_back():
+    seq_len, k = 8, 2
+    back = torch.zeros(seq_len, seq_len)
+    for t in range(seq_len):
+        back[t, max(t - k, 0)] = 1.0  # looks two back (the first queries: the first key)
+    spread = torch.tril(torch.ones(seq_len, seq_len))
+    spread = spread / spread.sum(-1, keepdim=True)  # (T, T) evenly over the keys so far
+    weights = torch.stack([back, spread]).expand(3, 2, seq_len, seq_len)  # (N, H, T, T)
+    targets = torch.full((3, seq_len), IGNORE)
+    targets[:, 3:7] = 1  # scored queries t = 3..6
+    mass = attention_by_offset(weights, targets)
+    assert len(mass) == 2 and len(mass[0]) == 7  # offsets 0..6, up to the last scored query
+    assert mass[0] == pytest.approx([0, 0, 1, 0, 0, 0, 0])
+    # evenly spread: query t gives 1/(t+1) to each key; offset 4 exists for t = 4, 5, 6 only
+    assert mass[1][4] == pytest.approx((1 / 5 + 1 / 6 + 1 / 7) / 3)
+    assert mass[1][0] == pytest.approx((1 / 4 + 1 / 5 + 1 / 6 + 1 / 7) / 4)
+
+
+def test_offset_summary_names_each_heads_peak_and_a_shared_one():
+    summary = offset_summary([[0.1, 0.2, 0.7], [0.0, 0.1, 0.9]])
+    assert summary["peak_offset"] == [2, 2] and summary["shared_peak_offset"] == 2
+    assert summary["peak_mass_min"] == 0.7 and summary["peak_mass_max"] == 0.9
+    assert offset_summary([[0.6, 0.4], [0.3, 0.7]])["shared_peak_offset"] is None

@@ -19,10 +19,10 @@ def plant_full_run(folder):
 
 def test_a_quick_task_run_goes_to_its_own_folder_and_says_it_is_quick(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    full = plant_full_run(tmp_path / "results" / "pattern" / "v1")
+    full = plant_full_run(tmp_path / "results" / "pattern" / "v1" / "seed0")
     assert cli.main("pattern", ["--quick", "--version", "v1", "--steps", "3"]) == 0
     assert full.read_text() == FULL
-    quick = tmp_path / "results" / "pattern" / "quick" / "v1"
+    quick = tmp_path / "results" / "pattern" / "quick" / "v1" / "seed0"
     assert json.loads((quick / "results.json").read_text())["quick"] is True
     # the comparison of the quick runs reads the quick folders and says what they are
     assert compare.main(["--quick"]) == 0
@@ -51,7 +51,7 @@ def test_the_quick_note_is_in_every_figure_title(monkeypatch, tmp_path):
 def test_a_full_run_is_not_marked_quick(tmp_path):
     out = tmp_path / "full"
     assert cli.main("pattern", ["--version", "v1", "--steps", "2", "--out", str(out)]) == 0
-    assert "quick" not in json.loads((out / "v1" / "results.json").read_text())
+    assert "quick" not in json.loads((out / "v1" / "seed0" / "results.json").read_text())
 
 
 @pytest.mark.slow

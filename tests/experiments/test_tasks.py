@@ -8,7 +8,8 @@ from transformer.experiments.tasks import (
     IGNORE,
     SEQUENTIAL_OFFSET,
     TASKS,
-    fibonacci_start_pairs,
+    fibonacci_orbits,
+    fibonacci_split_pairs,
     get_task,
 )
 
@@ -17,7 +18,7 @@ def sample(name, n=256, seed=0, split="train"):
     return TASKS[name].sample(n, torch.Generator().manual_seed(seed), split=split)
 
 
-@pytest.mark.parametrize("split", ["train", "heldout"])
+@pytest.mark.parametrize("split", ["train", "heldout", "unseen_pairs"])
 def test_every_fibonacci_target_is_the_sum_of_the_two_previous_mod_m(split):
     batch = sample("fibonacci", split=split)
     x, y = batch.inputs, batch.targets
@@ -29,14 +30,43 @@ def test_every_fibonacci_target_is_the_sum_of_the_two_previous_mod_m(split):
     assert batch.needed[:, t, t].all() and batch.needed[:, t, t - 1].all()
 
 
-def test_fibonacci_heldout_start_pairs_are_never_trained_on():
-    train = {tuple(p) for p in fibonacci_start_pairs(FIBONACCI_MODULUS, "train").tolist()}
-    heldout = {tuple(p) for p in fibonacci_start_pairs(FIBONACCI_MODULUS, "heldout").tolist()}
-    assert not train & heldout
-    assert len(train) + len(heldout) == FIBONACCI_MODULUS**2
-    assert len(heldout) == round(0.2 * FIBONACCI_MODULUS**2)
-    starts = {tuple(p) for p in sample("fibonacci", split="heldout").inputs[:, :2].tolist()}
-    assert starts <= heldout
+def pairs_in(inputs):
+    """Every (x[t-1], x[t]) pair of every sequence in ``inputs`` (N, T)."""
+    return {
+        tuple(p) for p in torch.stack([inputs[:, :-1], inputs[:, 1:]], -1).flatten(0, 1).tolist()
+    }
+
+
+def test_the_fibonacci_orbits_split_the_pairs_and_are_closed_under_the_step():
+    m = FIBONACCI_MODULUS
+    orbits = fibonacci_orbits(m)
+    every = [pair for orbit in orbits for pair in orbit]
+    assert len(every) == len(set(every)) == m * m
+    assert sorted(len(o) for o in orbits) == [1] + [36] * 8  # the Pisano period of 17 is 36
+    for orbit in orbits:
+        a, b = orbit[-1]
+        assert (b, (a + b) % m) == orbit[0]  # the step closes the orbit
+
+
+def test_no_pair_of_an_unseen_pairs_sequence_ever_occurs_in_training():
+    train = sample("fibonacci", n=4000, split="train").inputs  # (N, T)
+    unseen = sample("fibonacci", n=4000, seed=1, split="unseen_pairs").inputs
+    assert len(pairs_in(unseen)) == 72, "two whole orbits of 36 pairs"
+    assert not pairs_in(train) & pairs_in(unseen)
+    assert len(pairs_in(train)) == 289 - 72, "training sees every other pair"
+
+
+def test_fibonacci_heldout_sequences_are_new_though_their_pairs_are_not():
+    splits = {k: {tuple(p) for p in v.tolist()} for k, v in fibonacci_split_pairs(17).items()}
+    assert not splits["train"] & splits["heldout"]
+    assert not (splits["train"] | splits["heldout"]) & splits["unseen_pairs"]
+    assert sum(map(len, splits.values())) == FIBONACCI_MODULUS**2
+    assert len(splits["heldout"]) == round(0.2 * (289 - 72))
+    train = sample("fibonacci", n=4000, split="train").inputs
+    heldout = sample("fibonacci", split="heldout").inputs
+    assert {tuple(p) for p in heldout[:, :2].tolist()} <= splits["heldout"]
+    assert not {tuple(r) for r in heldout.tolist()} & {tuple(r) for r in train.tolist()}
+    assert pairs_in(heldout) <= pairs_in(train)
 
 
 def test_pattern_targets_continue_a_pattern_already_seen():
@@ -85,5 +115,9 @@ def test_bad_task_and_split_names_are_refused():
         ValueError, match="task: expected one of pattern, fibonacci, sequential, got 'x'"
     ):
         get_task("x")
-    with pytest.raises(ValueError, match="split: expected one of train, heldout, got 'test'"):
+    with pytest.raises(
+        ValueError, match="split: expected one of train, heldout for sequential, got 'test'"
+    ):
         sample("sequential", split="test")
+    with pytest.raises(ValueError, match="train, heldout for pattern, got 'unseen_pairs'"):
+        sample("pattern", split="unseen_pairs")

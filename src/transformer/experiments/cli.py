@@ -1,10 +1,13 @@
 """The command line every task experiment script shares.
 
-    python experiments/fibonacci.py --version v1|v2|...|all --seed 0 --steps 1500
-        --device auto|cpu|cuda --out results/fibonacci/ [--quick] [--option KEY=VALUE ...]
+    python experiments/fibonacci.py --version v1|v2|...|all --seed 0 [--num-seeds N]
+        --steps 1500 --device auto|cpu|cuda --out results/fibonacci/ [--quick]
+        [--option KEY=VALUE ...]
 
-Writes ``<out>/<version>/results.json``, three PNGs and the final ``checkpoint.safetensors``
-per stage; with ``--version all``, also ``<out>/comparison.json``. ``--option`` sets one of
+Writes ``<out>/<version>/seed<S>/results.json``, three PNGs and the final
+``checkpoint.safetensors`` per stage and seed; with ``--version all`` (three seeds unless
+``--num-seeds`` says otherwise), also ``<out>/comparison.json`` and ``comparison.md``: each
+stage's spread over the seeds. ``--option`` sets one of
 the stage's own settings (``--option norm_first=true`` for v4; see ``stage.settings``).
 Bad flags exit with status 2, a one-line message and nothing written.
 """
@@ -26,6 +29,7 @@ from transformer.contract import (
     get_stage,
     list_stages,
 )
+from transformer.experiments import ladder
 from transformer.experiments.runner import (
     CHECKPOINT,
     HELDOUT_SEQUENCES,
@@ -38,8 +42,10 @@ from transformer.experiments.runner import (
     save_stage,
 )
 from transformer.experiments.tasks import get_task
-from transformer.io import write_json
+from transformer.io import write_bytes, write_json
 from transformer.lm import TrainConfig
+
+ALL_SEEDS = 3  # a comparison between stages shows its spread over at least three seeds
 
 
 def build_parser(experiment: str) -> cli.OneLineParser:
@@ -55,6 +61,11 @@ def build_parser(experiment: str) -> cli.OneLineParser:
         help=f"stage to run ({versions}) or 'all' (every stage that can run next-token tasks)",
     )  # fmt: skip
     cli.add_seed(parser)
+    parser.add_argument(
+        "--num-seeds", type=cli.positive_int, default=None,
+        help=f"train each stage from seeds --seed, --seed+1, ... (default {ALL_SEEDS} with "
+        "--version all, so that the comparison shows its spread; else 1)",
+    )  # fmt: skip
     parser.add_argument(
         "--steps",
         type=cli.positive_int,
@@ -120,6 +131,9 @@ def parse(experiment: str, argv: list[str] | None) -> tuple[argparse.Namespace, 
     parser = build_parser(experiment)
     args = parser.parse_args(argv)
     args.versions, args.skipped = choose_versions(parser, args.version, NEXT_TOKEN)
+    if args.num_seeds is None:
+        args.num_seeds = ALL_SEEDS if args.version == "all" else 1
+    args.seeds = cli.seeds_of(args, parser)
     args.options = parse_options(args.option, parser)
     task = get_task(experiment)
     for version in args.versions:  # every stage must take every option, before any work
@@ -145,8 +159,8 @@ def summary_row(run: StageRun, seconds: float) -> str:
     r = run.result
     trained, probe = r["trained"], r["probe"]
     return (
-        f"{r['version']:<8}{100 * trained['accuracy']:>9.1f}%{100 * trained['chance']:>8.1f}%"
-        f"{100 * trained['seen_token_guess']:>8.1f}%"
+        f"{r['version']:<6}{r['seed']:>4}{100 * trained['accuracy']:>9.1f}%"
+        f"{100 * trained['chance']:>8.1f}%{100 * trained['seen_token_guess']:>8.1f}%"
         f"{trained['final_train_loss']:>12.3f}{trained['heldout_loss']:>11.3f}"
         f"{trained['best_head_attention_mass']:>10.2f}{trained['uniform_attention_mass']:>9.2f}"
         f"{probe['similar_weight']:>9.3f}{probe['dissimilar_weight']:>9.3f}{seconds:>7.1f}s"
@@ -158,14 +172,15 @@ def probe_line(run: StageRun) -> str:
     weights = run.result["probe"]["last_query_weights"]
     shown = " ".join(f"{w:.2f}" for w in weights)
     return (
-        f"{run.result['version']} untrained, last query's weights across positions "
-        f"(layer 0, mean of heads): {shown}  (range {min(weights):.2f}-{max(weights):.2f})"
+        f"{run.result['version']} seed {run.result['seed']} untrained, last query's weights "
+        f"across positions (layer 0, mean of heads): {shown}  "
+        f"(range {min(weights):.2f}-{max(weights):.2f})"
     )
 
 
 HEADER = (
-    f"{'stage':<8}{'accuracy':>10}{'chance':>9}{'guess':>9}{'train loss':>12}{'held loss':>11}"
-    f"{'mass@need':>10}{'uniform':>9}{'sim (0)':>9}{'dis (0)':>9}{'time':>8}"
+    f"{'stage':<6}{'seed':>4}{'accuracy':>10}{'chance':>9}{'guess':>9}{'train loss':>12}"
+    f"{'held loss':>11}{'mass@need':>10}{'uniform':>9}{'sim (0)':>9}{'dis (0)':>9}{'time':>8}"
 )
 LEGEND = (
     "accuracy: held-out, at scored positions. guess: accuracy of guessing among the tokens "
@@ -178,58 +193,44 @@ LEGEND = (
 def main(experiment: str, argv: list[str] | None = None) -> int:
     args, device = parse(experiment, argv)
     task = get_task(experiment)
-    versions = args.versions
     config = train_config(args)
     heldout = QUICK_HELDOUT_SEQUENCES if args.quick else HELDOUT_SEQUENCES
     cli.make_deterministic(device)
-    print(f"{experiment}: {task.description}; seed {args.seed}, {config.steps} steps, {device}")
+    seeds = ", ".join(map(str, args.seeds))
+    print(f"{experiment}: {task.description}; seeds {seeds}, {config.steps} steps, {device}")
     for stage in args.skipped:
         reason = stage.limits[NEXT_TOKEN]
         print(f"skipping {stage.version}: it cannot run next-token tasks ({reason})")
-    rows, probes, comparison = [], [], {}
-    for version in versions:
-        start = time.perf_counter()
-        run = run_stage(
-            task,
-            version,
-            args.seed,
-            config,
-            device,
-            heldout_sequences=heldout,
-            options=args.options,
-            checkpoint_path=args.out / version / CHECKPOINT,
-        )
-        if args.quick:
-            run.result["quick"] = True
-        path = save_stage(run, args.out / version)
-        rows.append(summary_row(run, time.perf_counter() - start))
-        probes.append(probe_line(run))
-        comparison[version] = {
-            key: run.result["trained"][key]
-            for key in (
-                "accuracy",
-                "chance",
-                "seen_token_guess",
-                "final_train_loss",
-                "heldout_loss",
-                "best_head_attention_mass",
-                "uniform_attention_mass",
+    rows, probes, summaries = [], [], {}
+    for version in args.versions:
+        runs = {}
+        for seed in args.seeds:
+            start = time.perf_counter()
+            folder = ladder.seed_folder(args.out, version, seed)
+            run = run_stage(
+                task,
+                version,
+                seed,
+                config,
+                device,
+                heldout_sequences=heldout,
+                options=args.options,
+                checkpoint_path=folder / CHECKPOINT,
             )
-        }
-        print(f"  wrote {path} and its figures", file=sys.stderr)
+            if args.quick:
+                run.result["quick"] = True
+            path = save_stage(run, folder)
+            rows.append(summary_row(run, time.perf_counter() - start))
+            probes.append(probe_line(run))
+            runs[seed] = run.result
+            print(f"  wrote {path} and its figures", file=sys.stderr)
+        summaries[version] = ladder.summarize(experiment, runs)
     print(HEADER, *rows, LEGEND, "", *probes, sep="\n")
+    table = ladder.markdown_table({experiment: summaries})
+    print("", table, sep="\n")
     if args.version == "all":
         path = args.out / "comparison.json"
-        write_json(
-            path,
-            {
-                "experiment": experiment,
-                "seed": args.seed,
-                "steps": config.steps,
-                "device": device.type,
-                "stages": comparison,
-            }
-            | ({"quick": True} if args.quick else {}),
-        )
-        print(f"comparison written to {path}")
+        write_json(path, {"experiment": experiment, "stages": summaries})
+        write_bytes(args.out / "comparison.md", table.encode())
+        print(f"comparison written to {path} and comparison.md")
     return 0

@@ -42,6 +42,25 @@ def attention_mass(weights: Tensor, needed: Tensor, targets: Tensor) -> list[flo
     return per_head.tolist()
 
 
+def attention_by_offset(weights: Tensor, targets: Tensor) -> list[list[float]]:
+    """Per head and offset k, the mean weight a scored query at t puts on the key at t - k.
+
+    weights (N, H, T, T), targets (N, T). Returns H lists, one number per offset
+    k = 0 .. (the last scored position): mass[h][k] = mean over scored queries t >= k of
+    weights[n, h, t, t - k]. A head that always looks two places back has mass[h][2] = 1.
+    """
+    scored = targets != IGNORE  # (N, T)
+    last = int(scored.any(dim=0).nonzero().max())  # the last position with a scored query
+    per_offset = []
+    for k in range(last + 1):
+        on_key = weights.diagonal(offset=-k, dim1=-2, dim2=-1)  # (N, H, T-k): query t = k..T-1
+        queries = scored[:, k:].unsqueeze(1)  # (N, 1, T-k)
+        count = queries.sum()
+        mass = (on_key * queries).sum(dim=(0, 2)) / count  # (H,)
+        per_offset.append(mass if count else torch.zeros_like(mass))
+    return torch.stack(per_offset, dim=-1).tolist()  # (H, K)
+
+
 def uniform_attention_mass(needed: Tensor, targets: Tensor, causal: bool = True) -> float:
     """The mass on needed positions if every query spread its attention evenly (a baseline)."""
     seq_len = needed.shape[-1]

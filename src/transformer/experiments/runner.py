@@ -19,6 +19,7 @@ from transformer.contract import ModelConfig, get_stage
 from transformer.experiments import plots
 from transformer.experiments.metrics import (
     accuracy,
+    attention_by_offset,
     attention_mass,
     seen_token_guess,
     similar_vs_dissimilar,
@@ -109,12 +110,32 @@ def probe(model, task: Task, device: torch.device) -> tuple[dict, list[torch.Ten
     }, maps
 
 
+def offset_summary(mass: list[list[float]]) -> dict:
+    """One layer's attention by offset (H lists over k) and where each head peaks.
+    ``shared_peak_offset`` is the offset every head peaks at, or None when they differ."""
+    peaks = [max(range(len(per_head)), key=per_head.__getitem__) for per_head in mass]
+    peak_mass = [per_head[k] for per_head, k in zip(mass, peaks, strict=True)]
+    return {
+        "mass": rounded(mass),
+        "peak_offset": peaks,
+        "peak_mass": rounded(peak_mass),
+        "peak_mass_min": rounded(min(peak_mass)),
+        "peak_mass_max": rounded(max(peak_mass)),
+        "shared_peak_offset": peaks[0] if len(set(peaks)) == 1 else None,
+    }
+
+
+def heldout_batch(task: Task, split: str, n: int, seed: int, device: torch.device) -> Batch:
+    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    return to_device(task.sample(n, generator, split=split), device)
+
+
 def evaluate(
     model, task: Task, n: int, seed: int, device: torch.device
 ) -> tuple[dict, list[torch.Tensor], list[int]]:
-    """Metrics on ``n`` held-out sequences, the first one's maps (H, T, T) per layer, its tokens."""
-    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
-    batch = to_device(task.sample(n, generator, split="heldout"), device)
+    """Metrics on ``n`` held-out sequences, the first one's maps (H, T, T) per layer, its tokens;
+    a task's extra held-out splits (fibonacci's ``unseen_pairs``) get accuracy and loss."""
+    batch = heldout_batch(task, "heldout", n, seed, device)
     model.eval()
     with torch.no_grad():
         logits, maps = model(batch.inputs, return_attention=True)  # (N, T, V), L x (N, H, T, T)
@@ -133,7 +154,19 @@ def evaluate(
         "uniform_attention_mass": rounded(
             uniform_attention_mass(batch.needed.cpu(), batch.targets.cpu(), model.config.causal)
         ),
+        "attention_by_offset": {
+            f"layer{i}": offset_summary(attention_by_offset(w.cpu(), batch.targets.cpu()))
+            for i, w in enumerate(maps)
+        },
     }
+    for split in task.extra_splits:
+        extra = heldout_batch(task, split, n, seed, device)
+        with torch.no_grad():
+            extra_logits = model(extra.inputs)  # (N, T, V)
+        measured[split] = {
+            "accuracy": rounded(accuracy(extra_logits, extra.targets)),
+            "heldout_loss": rounded(next_token_loss(extra_logits, extra.targets).item()),
+        }
     example = [w[0].cpu() for w in maps]  # per layer (H, T, T)
     return measured, example, batch.inputs[0].tolist()
 
@@ -167,7 +200,7 @@ def run_stage(
     result = train(
         model,
         sampler(task, "train"),
-        {"train": sampler(task, "train"), "heldout": sampler(task, "heldout")},
+        {split: sampler(task, split) for split in task.splits},
         train_config,
         generator,
         checkpoint_path=checkpoint_path,

@@ -150,5 +150,5 @@ def cross_attention_figure(path: Path, maps, example: tuple, title: str) -> None
     columns = [f"{i}:{c}" for i, c in enumerate(show(source))]
     plots.attention_heatmaps(
         path, maps, rows, title, key_tokens=columns,
-        axis_names=("decoder input (position:token)", "source (position:token)"),
+        axis_names=("decoder input", "source"),
     )  # fmt: skip

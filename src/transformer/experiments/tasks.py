@@ -17,20 +17,28 @@ sequential     x[t-3], the token three places back (t >= 3);           10      1
 =============  =====================================================  ======  ====  ======
 
 Chance is one over the number of possible answers (the vocabulary). Held-out sequences come
-from their own seeded generator; for fibonacci they also start from pairs never trained on
-(a fixed 20% of the 17 x 17 start pairs). Pattern (16!/11! to 16!/13! patterns) and sequential
-(10^12 sequences) are too large to repeat a training sequence by chance often.
+from their own seeded generator. Pattern (16!/11! to 16!/13! patterns) and sequential
+(10^12 sequences) are too large to repeat a training sequence by chance often. Fibonacci is
+small: a sequence is fixed by its start pair, and the step (a, b) -> (b, a + b) walks the
+17 x 17 pairs in orbits (``fibonacci_orbits``: eight of 36 pairs and (0, 0)). So fibonacci
+has two held-out splits (``fibonacci_split_pairs``):
+
+- ``heldout``, unseen sequences: start pairs never trained on, from the orbits that are
+  trained on. The sequence is new, but each of its (x[t-1], x[t]) pairs occurs in training.
+- ``unseen_pairs``: sequences of two whole orbits that training never sees, so no pair in
+  them occurs in training. Only the rule of addition mod 17 can answer them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from torch import Tensor
 
 IGNORE = -100  # target value of positions that are not scored (cross_entropy's ignore_index)
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "heldout")  # every task's; a task may add its own (``Task.splits``)
 
 
 @dataclass(frozen=True)
@@ -48,15 +56,22 @@ class Task:
     vocab_size: int
     seq_len: int
     description: str
+    extra_splits: tuple[str, ...] = ()  # held-out splits beyond "heldout"
 
     @property
     def chance(self) -> float:
         return 1.0 / self.vocab_size
 
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return (*SPLITS, *self.extra_splits)
+
     def sample(self, n: int, generator: torch.Generator, split: str = "train") -> Batch:
-        """``n`` sequences from ``generator``; ``split`` is "train" or "heldout"."""
-        if split not in SPLITS:
-            raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+        """``n`` sequences from ``generator``; ``split`` is one of ``splits``."""
+        if split not in self.splits:
+            raise ValueError(
+                f"split: expected one of {', '.join(self.splits)} for {self.name}, got {split!r}"
+            )
         inputs, targets, needed = _SAMPLERS[self.name](n, self, generator, split)
         return Batch(inputs, targets, needed)
 
@@ -95,27 +110,57 @@ def _pattern(n: int, task: Task, gen: torch.Generator, split: str) -> tuple[Tens
 FIBONACCI_MODULUS = 17
 
 
-HELDOUT_PAIR_FRACTION = 0.2
+HELDOUT_ORBITS = 2  # whole orbits never trained on: the unseen_pairs split
+HELDOUT_START_FRACTION = 0.2  # of the trained orbits' pairs, never a training start
+FIBONACCI_SPLITS = ("train", "heldout", "unseen_pairs")
 
 
-def fibonacci_start_pairs(modulus: int, split: str) -> Tensor:
-    """The start pairs of one split: a fixed 20% of all pairs is held out for evaluation.
+def fibonacci_orbits(modulus: int) -> list[list[tuple[int, int]]]:
+    """The orbits of the step (a, b) -> (b, (a + b) mod ``modulus``), each in step order.
 
-    With few possible sequences, fresh samples would repeat training sequences; holding out
-    whole start pairs makes held-out accuracy measure the rule, not memorised sequences.
+    The step is a bijection of the pairs, so the orbits split them: every pair is in
+    exactly one, and a sequence starting anywhere in an orbit stays in it.
     """
-    pairs = torch.cartesian_prod(torch.arange(modulus), torch.arange(modulus))  # (M*M, 2)
-    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0))
-    n_heldout = round(HELDOUT_PAIR_FRACTION * len(pairs))
-    chosen = order[:n_heldout] if split == "heldout" else order[n_heldout:]
-    return pairs[chosen]  # (P, 2)
+    seen: set[tuple[int, int]] = set()
+    orbits = []
+    for start in ((a, b) for a in range(modulus) for b in range(modulus)):
+        orbit, pair = [], start
+        while pair not in seen:
+            seen.add(pair)
+            orbit.append(pair)
+            pair = (pair[1], (pair[0] + pair[1]) % modulus)
+        if orbit:
+            orbits.append(orbit)
+    return orbits
+
+
+@cache
+def fibonacci_split_pairs(modulus: int) -> dict[str, Tensor]:
+    """The start pairs of each split, fixed (generator seed 0), as {split: (P, 2)}.
+
+    ``unseen_pairs`` takes every pair of ``HELDOUT_ORBITS`` whole orbits (of the long ones,
+    never (0, 0)); ``heldout`` a fixed ``HELDOUT_START_FRACTION`` of the other orbits' pairs;
+    ``train`` the rest of those. No pair of an ``unseen_pairs`` sequence occurs in training.
+    """
+    generator = torch.Generator().manual_seed(0)
+    orbits = fibonacci_orbits(modulus)
+    long_orbits = [i for i, orbit in enumerate(orbits) if len(orbit) > 1]
+    order = torch.randperm(len(long_orbits), generator=generator).tolist()
+    unseen = {long_orbits[i] for i in order[:HELDOUT_ORBITS]}
+    trained = [pair for i, orbit in enumerate(orbits) if i not in unseen for pair in orbit]
+    starts = torch.randperm(len(trained), generator=generator).tolist()
+    n_heldout = round(HELDOUT_START_FRACTION * len(trained))
+    chosen = {"heldout": starts[:n_heldout], "train": starts[n_heldout:]}
+    pairs = {split: [trained[i] for i in sorted(index)] for split, index in chosen.items()}
+    pairs["unseen_pairs"] = [pair for i in sorted(unseen) for pair in orbits[i]]
+    return {split: torch.tensor(pairs[split]) for split in FIBONACCI_SPLITS}  # (P, 2) each
 
 
 def _fibonacci(
     n: int, task: Task, gen: torch.Generator, split: str
 ) -> tuple[Tensor, Tensor, Tensor]:
     seq_len, modulus = task.seq_len, task.vocab_size
-    pairs = fibonacci_start_pairs(modulus, split)  # (P, 2)
+    pairs = fibonacci_split_pairs(modulus)[split]  # (P, 2) start pairs of the split
     inputs = torch.empty(n, seq_len, dtype=torch.long)
     inputs[:, :2] = pairs[torch.randint(len(pairs), (n,), generator=gen)]  # (N, 2)
     for t in range(2, seq_len):
@@ -165,6 +210,7 @@ TASKS = {
         FIBONACCI_MODULUS,
         10,
         f"next element of x[t+1] = (x[t-1] + x[t]) mod {FIBONACCI_MODULUS}",
+        extra_splits=("unseen_pairs",),
     ),
     "sequential": Task(
         "sequential",
