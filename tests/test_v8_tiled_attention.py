@@ -142,6 +142,10 @@ def test_one_block_or_many_give_the_same_numbers():
         (lambda q: tiled_attention(q, q, q, torch.ones(3, 5, dtype=torch.bool)), ValueError,
          r"attend_mask: expected a shape that broadcasts to \(B, H, T_q, T_k\) = \(2, 3, 5, 5\), "
          r"got \(3, 5\)"),
+        (lambda q: tiled_attention(q.long(), q, q), TypeError,
+         "query: expected a floating-point tensor, got dtype torch.int64"),
+        (lambda q: tiled_attention(q, q.double(), q), TypeError,
+         r"key: expected dtype torch.float32 \(query's dtype\), got torch.float64"),
         (lambda q: tiled_attention(q, q, q, block_size=0), ValueError,
          "block_size: expected a positive integer, got 0"),
     ],

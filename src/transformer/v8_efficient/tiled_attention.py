@@ -23,7 +23,13 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from transformer._checks import check_positive_int, check_rank, shape_str
+from transformer._checks import (
+    check_floating,
+    check_positive_int,
+    check_rank,
+    check_same_dtype,
+    shape_str,
+)
 
 
 def block_scores(
@@ -123,6 +129,8 @@ class TiledAttention(torch.autograd.Function):
 def check_inputs(q: Tensor, k: Tensor, v: Tensor, attend_mask: Tensor | None) -> None:
     for name, x in (("query", q), ("key", k), ("value", v)):
         check_rank(name, x, (4,), "(batch, heads, seq, head_dim)")
+        check_floating(name, x)
+        check_same_dtype(name, x, q.dtype, "query's dtype")
     if k.shape[:-1] != v.shape[:-1] or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
         raise ValueError(
             "query, key, value: expected (B, H, T_q, D), (B, H, T_k, D) and (B, H, T_k, D_v), "
