@@ -61,8 +61,14 @@ def add_num_seeds(parser: argparse.ArgumentParser, default: int, what: str) -> N
     )  # fmt: skip
 
 
+MAX_SEEDS = 1000  # each seed is a whole training run: more is a typo, not a plan
+
+
 def seeds_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int]:
-    """The seeds ``--seed`` and ``--num-seeds`` ask for; a one-line error past 2**32."""
+    """The seeds ``--seed`` and ``--num-seeds`` ask for; a one-line error past 2**32 or for
+    more than ``MAX_SEEDS`` runs."""
+    if args.num_seeds > MAX_SEEDS:
+        parser.error(f"--num-seeds: expected at most {MAX_SEEDS} seeds, got {args.num_seeds}")
     if args.seed + args.num_seeds > SEED_LIMIT:
         parser.error(f"--num-seeds: expected seeds below 2**32, got up to "
                      f"{args.seed + args.num_seeds - 1}")  # fmt: skip

@@ -139,6 +139,12 @@ BAD_FLAGS = [
         "argument --seed: expected a seed in [0, 2**32), got 18446744073709551615",
     ),
     (["--option", "norm_first"], "--option: expected KEY=VALUE, got 'norm_first'"),
+    (["--num-seeds", "0"], "argument --num-seeds: expected a positive integer, got 0"),
+    (["--num-seeds", str(2**32)], "--num-seeds: expected at most 1000 seeds, got 4294967296"),
+    (
+        ["--seed", str(2**32 - 2), "--num-seeds", "3"],
+        "--num-seeds: expected seeds below 2**32, got up to 4294967296",
+    ),
     (
         ["--version", "v2", "--option", "norm_first=true"],
         "--option: norm_first: expected it unset, since v2 has no such setting and would "
