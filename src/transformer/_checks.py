@@ -98,6 +98,10 @@ def check_token_ids(name: str, tokens: object, vocab_size: int) -> Tensor:
             f"{name}: expected at least one sequence of at least one token (batch >= 1, "
             f"seq_len >= 1), got shape {shape_str(tokens.shape)}"
         )
+    if torch.compiler.is_compiling():  # no host sync inside a graph: the device checks it
+        in_range = ((tokens >= 0) & (tokens < vocab_size)).all()  # () bool
+        torch._assert_async(in_range, f"{name}: expected ids in [0, vocab_size={vocab_size})")
+        return tokens
     low, high = (int(v) for v in torch.aminmax(tokens))
     if low < 0 or high >= vocab_size:
         raise ValueError(

@@ -68,7 +68,8 @@ class GroupedQueryAttention(nn.Module):
     def project(self, x: Tensor, positions: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """x (B, T, E) -> q (B, H, T, D), k and v (B, H_kv, T, D), q and k rotated by RoPE.
 
-        ``positions`` (T,) are the tokens' positions (default 0..T-1)."""
+        ``positions`` (T,) are the tokens' positions (default 0..T-1), or (B, T) when each
+        row has its own (left-padded rows in a batch)."""
         q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).split(
             self.split_sizes, dim=-1
         )  # (B, T, E), (B, T, H_kv·D), (B, T, H_kv·D)
@@ -78,7 +79,7 @@ class GroupedQueryAttention(nn.Module):
         if self.rotary is not None:  # NEW in v7: position as a rotation of q and k
             if positions is None:
                 positions = torch.arange(x.shape[1], device=x.device)  # (T,)
-            cos, sin = self.rotary(positions, q.dtype)  # (T, D) each
+            cos, sin = self.rotary(positions, q.dtype)  # (T, D) or (B, T, D) each
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, H or H_kv, T, D)
         return q, k, v
 

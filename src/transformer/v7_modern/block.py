@@ -48,8 +48,11 @@ class ModernBlock(nn.Module):
             self.norm1(x), causal=causal, need_weights=need_weights
         )  # (B, T, E), (B, H, T, T) or None
         x = x + self.dropout(attended)  # (B, T, E)
-        x = x + self.dropout(self.mlp(self.norm2(x)))  # (B, T, E)
-        return x, weights
+        return x + self.feed_forward(x), weights  # (B, T, E)
+
+    def feed_forward(self, x: Tensor) -> Tensor:
+        """The MLP sublayer before its residual: dropout(mlp(norm2(x))), (B, T, E) -> same."""
+        return self.dropout(self.mlp(self.norm2(x)))  # (B, T, E)
 
     def forward(self, x: Tensor, causal: bool = True) -> Tensor:
         return self.self_attend(x, causal=causal, need_weights=False)[0]

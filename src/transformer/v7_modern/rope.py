@@ -43,15 +43,19 @@ def rotate_half(x: Tensor) -> Tensor:
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x (B, H, T, D) rotated by the angles whose cos and sin are (T, D) -> (B, H, T, D)."""
+    """x (B, H, T, D) rotated by the angles whose cos and sin are (T, D), or (B, T, D) when
+    each row has its own positions -> (B, H, T, D)."""
+    if cos.dim() == 3:  # per-row positions: the same angles for every head of a row
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # (B, 1, T, D) each
     return x * cos + rotate_half(x) * sin  # (B, H, T, D)
 
 
 class RotaryEmbedding(nn.Module):
     """The cos and sin tables of RoPE for any positions, computed in float32.
 
-    ``forward(positions, dtype)`` maps positions (T,) -> cos, sin (T, head_dim), each angle
-    repeated for both features of its pair (half-split layout). There are no parameters and
+    ``forward(positions, dtype)`` maps positions (T,) -> cos, sin (T, head_dim), or (B, T)
+    -> (B, T, head_dim), each angle repeated for both features of its pair (half-split
+    layout). There are no parameters and
     no buffers: the frequencies are made in float32 on each call (head_dim/2 numbers), so
     ``model.to(torch.bfloat16)`` cannot round them.
     """
@@ -64,6 +68,6 @@ class RotaryEmbedding(nn.Module):
 
     def forward(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         inv_freq = rope_frequencies(self.head_dim, self.theta, positions.device)  # (D/2,)
-        angles = positions.float()[:, None] * inv_freq[None, :]  # (T, D/2)
-        angles = torch.cat([angles, angles], dim=-1)  # (T, D): pair i at i and i + D/2
-        return angles.cos().to(dtype), angles.sin().to(dtype)  # (T, D) each
+        angles = positions.float()[..., None] * inv_freq  # (T, D/2) or (B, T, D/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (.., T, D): pair i at i and i + D/2
+        return angles.cos().to(dtype), angles.sin().to(dtype)  # (.., T, D) each
