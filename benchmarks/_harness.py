@@ -157,6 +157,8 @@ def make_row(
         "seq_len": seq_len,
         "implementation": labels[pair[0]],
         "reference": labels[pair[1]],
+        "implementation_key": pair[0],
+        "reference_key": pair[1],
         "time_ms": ours.get("median_ms"),
         "ref_time_ms": ref.get("median_ms"),
         "time_ratio": ratio(ours.get("median_ms"), ref.get("median_ms")),

@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 MEMORY_METHOD = {
-    "cpu": "peak RSS increase during one warm forward+backward in a fresh process "
+    "cpu": "peak RSS increase during one warm step (see step) in a fresh process "
     "(VmHWM after minus VmRSS before, high-water mark reset via /proc/self/clear_refs, "
     "after gc.collect and malloc_trim)",
-    "cuda": "torch.cuda.max_memory_allocated after one warm forward+backward minus "
+    "cuda": "torch.cuda.max_memory_allocated after one warm step (see step) minus "
     "torch.cuda.memory_allocated before it, in a fresh process",
 }
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 # the benchmarks import their siblings as top-level modules (``from _cli import ...``)
 MODULES = ("_cli", "_harness", "_measure", "_report", "attention", "block", "gpt", "distributed",
-           "tiled_attention")  # fmt: skip
+           "tiled_attention", "generation", "kv_cache", "compiled")  # fmt: skip
 # if a check were missing, the run would go on: keep it short, so the test fails fast
 SHORT = ["--quick", "--seq-lens", "8", "--device", "cpu", "--threads", "1"]
 
@@ -55,6 +55,9 @@ BAD_FLAGS = [
     ("block", ["--out", "FILE/a.json"], "--out"),
     ("gpt", ["--device", "tpu"], "--device"),
     ("tiled_attention", ["--block-size", "0"], "--block-size"),
+    ("generation", ["--prompt", "0"], "--prompt"),
+    ("kv_cache", ["--n-layer", "0"], "--n-layer"),
+    ("compiled", ["--n-head", "3"], "--n-embd"),
 ]
 
 
@@ -194,3 +197,20 @@ def test_tiled_attention_reports_memory_growth_against_the_smallest_length(bench
     assert [r["memory_growth"] for r in rows] == [2.0, 1.0, 8.0]
     assert [r["ref_memory_growth"] for r in rows] == [4.0, 1.0, None]
     assert {r["growth_over_seq_len"] for r in rows} == {1024}
+
+
+def test_generation_reports_tokens_per_second_and_their_ratio(benchmark):
+    generation = benchmark("generation")
+    row = {"seq_len": 512, "time_ms": 1000.0, "ref_time_ms": 8000.0}
+    generation.finish_row(row, {"batch": 2})
+    assert (row["tokens_per_s"], row["ref_tokens_per_s"]) == (1024.0, 128.0)
+    assert row["tokens_per_s_ratio"] == 8.0
+
+
+def test_kv_cache_reports_each_sides_cache_per_token(benchmark):
+    kv_cache = benchmark("kv_cache")
+    row = {"implementation_key": "gqa", "reference_key": "mha",
+           "probe": {"cache_bytes_per_token": {"gqa": 4096.0, "mha": 16384.0}}}  # fmt: skip
+    kv_cache.finish_row(row, {"n_head": 8})
+    assert (row["cache_kib_per_token"], row["ref_cache_kib_per_token"]) == (4.0, 16.0)
+    assert row["cache_ratio"] == 0.25 and (row["kv_heads"], row["ref_kv_heads"]) == (2, 8)
