@@ -352,6 +352,14 @@ def test_bad_arguments_name_themselves():
         model.generate(idx, 2, use_cache="yes")
     with pytest.raises(TypeError, match=r"model: expected a v5 GPT or a v7 ModernGPT"):
         EfficientGPT.from_model(torch.nn.Linear(2, 2))
+    cache = model.new_cache()
+    model.decode(idx, cache)
+    with pytest.raises(ValueError, match=r"idx: expected batch 2 like the cache, got 3"):
+        model.decode(tokens(0, model.config.vocab_size, 1, batch=3), cache)
+    with pytest.raises(ValueError, match=r"cache: expected one for n_layer=.* layers, got 7"):
+        model.decode(idx, KVCache(7))
+    with pytest.raises(TypeError, match=r"cache: expected a KVCache"):
+        model.decode(idx, {})
     tiled = EfficientGPT(ModernConfig(vocab_size=9, n_positions=8, n_embd=8, n_layer=1,
                                       n_head=2, attn_pdrop=0.1), attention="tiled")  # fmt: skip
     with pytest.raises(ValueError, match=r"'tiled' has no dropout .* attn_pdrop=0.1 in training"):

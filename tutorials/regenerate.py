@@ -6,8 +6,10 @@ Runs the three experiments on every registered stage (seeds 0-2, default steps, 
 committed files can be reproduced on any machine), the stage comparison, the √d_k
 measurement, the sinusoidal-encoding figure, v5's language model, the sequence-to-sequence
 comparison of v5, v6 and v7 (seeds 0-2), v7's ablation (seeds 0-2),
-v7's equalities, and the language model under torchrun (its equality with one process and
-the throughput benchmark), writing to tutorials/results/. Then rewrites each number marked in
+v7's equalities, the language model under torchrun (its equality with one process and
+the throughput benchmark), and tutorial 08's worked example and figures (drawn from the
+committed v8 benchmark results, which the benchmarks' own commands rerun), writing to
+tutorials/results/. Then rewrites each number marked in
 tutorials/*.md from those files. Roughly 65 minutes on two idle CPU cores.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from transformer.experiments import cli, compare, language_model, modern_cli, seq2seq_cli
 from transformer.experiments.tasks import TASKS
-from transformer_teaching import data_parallel, equivalence, positions, quotes, scaling
+from transformer_teaching import data_parallel, efficient, equivalence, positions, quotes, scaling
 
 TUTORIALS = Path(__file__).resolve().parent
 DISTRIBUTED_BENCHMARK = TUTORIALS.parent / "benchmarks" / "distributed.py"
@@ -46,6 +48,7 @@ def regenerate(
     compare.main(["--results", str(results), "--out", str(results / "compare")])
     scaling.save(results / "scaling")
     positions.save(results / "positions")
+    efficient.save(results / "efficient")  # from the committed v8 benchmark results
     if with_language_model:
         lm = ["--seed", "0", "--device", "cpu", "--out", str(results / "lm"), "--overwrite"]
         language_model.main(lm)

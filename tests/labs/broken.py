@@ -906,3 +906,141 @@ def generate_without_cropping(model, tokens, max_new_tokens, temperature=1.0, ge
                                          generator=generator))  # fmt: skip
         tokens = torch.cat([tokens, chosen], dim=1)
     return tokens
+
+
+# ---- lab 10: online_softmax_attention and cached_decode_step ----
+
+efficient_correct = load_learner_module(LABS / "lab10_efficient" / "solutions" / "efficient.py")
+
+
+def _online(q, k, v, block_size, *, rescale_sum=True, rescale_acc=True, inverted=False,
+            divide=True, subtract_max=True):  # fmt: skip
+    d = q.shape[-1]
+    m = torch.full(q.shape[:-1], -math.inf)
+    l = torch.zeros(q.shape[:-1])  # noqa: E741
+    acc = torch.zeros(*q.shape[:-1], v.shape[-1])
+    for k_block, v_block in zip(k.split(block_size, 2), v.split(block_size, 2), strict=True):
+        s = torch.einsum("bhqd,bhkd->bhqk", q, k_block) / math.sqrt(d)
+        if subtract_max:
+            m_new = torch.max(m, s.max(dim=-1).values)
+            p = (s - m_new[..., None]).exp()
+            alpha = (m_new - m).exp() if inverted else (m - m_new).exp()
+            alpha = torch.nan_to_num(alpha, posinf=0.0)  # the first block: nothing to keep
+        else:
+            m_new, p, alpha = m, s.exp(), torch.ones_like(m)
+        l = (alpha * l if rescale_sum else l) + p.sum(-1)  # noqa: E741
+        acc = (alpha[..., None] * acc if rescale_acc else acc) + p @ v_block
+        m = m_new
+    return acc / l[..., None] if divide else acc
+
+
+def online_correct(q, k, v, block_size):
+    """Not broken: split, einsum and an alpha factor, for the checks to pass."""
+    return _online(q, k, v, block_size)
+
+
+def online_without_rescale(q, k, v, block_size):
+    return _online(q, k, v, block_size, rescale_sum=False, rescale_acc=False)
+
+
+def online_rescales_only_the_sum(q, k, v, block_size):
+    return _online(q, k, v, block_size, rescale_acc=False)
+
+
+def online_rescales_only_the_values(q, k, v, block_size):
+    return _online(q, k, v, block_size, rescale_sum=False)
+
+
+def online_inverted_rescale(q, k, v, block_size):
+    return _online(q, k, v, block_size, inverted=True)
+
+
+def online_without_division(q, k, v, block_size):
+    return _online(q, k, v, block_size, divide=False)
+
+
+def online_without_max(q, k, v, block_size):
+    return _online(q, k, v, block_size, subtract_max=False)
+
+
+def online_without_scale(q, k, v, block_size):
+    return _online(q * math.sqrt(q.shape[-1]), k, v, block_size)
+
+
+def online_full_softmax(q, k, v, block_size):
+    """Ignores block_size: the whole score matrix at once."""
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1) @ v
+
+
+def online_sdpa(q, k, v, block_size):
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+def _rope_at(x, position):
+    d = x.shape[-1]
+    freqs = 1.0 / 10000 ** (torch.arange(0, d, 2).float() / d)
+    angles = torch.cat([position * freqs, position * freqs])
+    return x * angles.cos() + rotate_correct(x) * angles.sin()
+
+
+def _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position, *, offset=0, append_after=False,
+            rotate_cached=True, rotate_q=True, rotate_v=False):  # fmt: skip
+    q, k, v = F.linear(x_new, w_q), F.linear(x_new, w_k), F.linear(x_new, w_v)
+    at = position + offset
+    q = _rope_at(q, at) if rotate_q else q
+    k_rot = _rope_at(k, at)
+    v = _rope_at(v, at) if rotate_v else v
+    new_k = torch.cat([cache_k, k_rot if rotate_cached else k], dim=1)
+    new_v = torch.cat([cache_v, v], dim=1)
+    keys, values = (cache_k, cache_v) if append_after else (new_k, new_v)
+    if not rotate_cached and not append_after:  # this step still sees its own key rotated
+        keys = torch.cat([cache_k, k_rot], dim=1)
+    weights = torch.softmax(q @ keys.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ values, new_k, new_v
+
+
+def decode_correct(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    """Not broken: F.linear and a RoPE written out, for the checks to pass."""
+    return _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position)
+
+
+def decode_position_plus_one(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    return _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position, offset=1)
+
+
+def decode_position_minus_one(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    return _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position, offset=-1)
+
+
+def decode_appends_after_attention(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    return _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position, append_after=True)
+
+
+def decode_caches_unrotated_keys(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    return _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position, rotate_cached=False)
+
+
+def decode_query_not_rotated(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    return _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position, rotate_q=False)
+
+
+def decode_rotates_values(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    return _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position, rotate_v=True)
+
+
+def decode_query_one_ahead(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    """The key at position, the query at position + 1."""
+    out, new_k, new_v = _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position)
+    q = _rope_at(F.linear(x_new, w_q), position + 1)
+    weights = torch.softmax(q @ new_k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ new_v, new_k, new_v
+
+
+def decode_returns_output_only(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    return _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position)[0]
+
+
+def decode_grows_cache_in_place(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+    out, new_k, new_v = _decode(x_new, cache_k, cache_v, w_q, w_k, w_v, position)
+    cache_k.mul_(1.0 + 1e-3)  # "scratch" use of the caller's cache
+    return out, new_k, new_v

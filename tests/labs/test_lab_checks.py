@@ -16,6 +16,7 @@ from transformer.v3_positional import SinusoidalPositionalEncoding
 from transformer.v4_block import TransformerBlock
 from transformer.v6_encoder_decoder import TransformerDecoderLayer
 from transformer.v7_modern import RMSNorm
+from transformer.v8_efficient import tiled_attention
 from transformer_teaching.labs import (
     LabCheckFailure,
     lab01,
@@ -27,6 +28,7 @@ from transformer_teaching.labs import (
     lab07,
     lab08,
     lab09,
+    lab10,
     solutions,
 )
 
@@ -86,6 +88,25 @@ SOLVED = [
     pytest.param(lab09.check_block, broken.gpt_correct.CausalBlock, id="lab09-block"),
     pytest.param(lab09.check_gpt, broken.gpt_correct.GPT, id="lab09-gpt"),
     pytest.param(lab09.check_generate, broken.gpt_correct.generate, id="lab09-generate"),
+    pytest.param(
+        lab10.check_online_softmax_attention,
+        broken.efficient_correct.online_softmax_attention,
+        id="lab10-online-softmax",
+    ),
+    pytest.param(
+        lab10.check_cached_decode_step,
+        broken.efficient_correct.cached_decode_step,
+        id="lab10-decode",
+    ),
+    pytest.param(
+        lab10.check_online_softmax_attention, broken.online_correct, id="lab10-learner-online"
+    ),
+    pytest.param(lab10.check_cached_decode_step, broken.decode_correct, id="lab10-learner-decode"),
+    pytest.param(
+        lab10.check_online_softmax_attention,
+        lambda q, k, v, block_size: tiled_attention(q, k, v, block_size=block_size),
+        id="lab10-v8-tiled-attention",
+    ),
 ]
 
 
@@ -334,3 +355,114 @@ def test_lab07_a_mistake_no_check_knows_still_gives_the_error_and_where():
     with pytest.raises(LabCheckFailure, match=r"forward\(\): differs from the correct") as failure:
         lab07.check_rmsnorm(RMSNormTwiceTheGain)
     assert "max abs error" in str(failure.value) and "inputs: dim 8, eps 0.01" in str(failure.value)
+
+
+# lab 10's rows, with ids that carry the lab's name (pytest -k lab10)
+BROKEN_LAB10 = [
+    (lab10.check_online_softmax_attention, broken.online_without_rescale, "are not rescaled", 1),
+    (
+        lab10.check_online_softmax_attention,
+        broken.online_rescales_only_the_sum,
+        "only the running sum l is rescaled",
+        1,
+    ),
+    (
+        lab10.check_online_softmax_attention,
+        broken.online_rescales_only_the_values,
+        "only the running weighted sum of values is rescaled",
+        1,
+    ),
+    (lab10.check_online_softmax_attention, broken.online_inverted_rescale, "is inverted", 1),
+    (
+        lab10.check_online_softmax_attention,
+        broken.online_without_division,
+        "the final division by the running sum is missing",
+        1,
+    ),
+    (lab10.check_online_softmax_attention, broken.online_without_scale, "not divided by √D", 1),
+    (lab10.check_online_softmax_attention, broken.online_without_max, "exp overflows", 0),
+    (lab10.check_online_softmax_attention, broken.online_full_softmax, "not read in blocks", 0),
+    (lab10.check_online_softmax_attention, broken.online_sdpa, "scaled_dot_product_attention", 0),
+    (lab10.check_cached_decode_step, broken.decode_position_plus_one, "is off by one", 1),
+    (lab10.check_cached_decode_step, broken.decode_position_minus_one, "is off by one", 1),
+    (
+        lab10.check_cached_decode_step,
+        broken.decode_appends_after_attention,
+        "the new token does not see itself",
+        1,
+    ),
+    (
+        lab10.check_cached_decode_step,
+        broken.decode_caches_unrotated_keys,
+        "the keys in the cache are not rotated",
+        1,
+    ),
+    (lab10.check_cached_decode_step, broken.decode_query_not_rotated, "query is not rotated", 1),
+    (lab10.check_cached_decode_step, broken.decode_query_one_ahead, "the query is rotated at", 1),
+    (lab10.check_cached_decode_step, broken.decode_rotates_values, "the values are rotated", 1),
+    (lab10.check_cached_decode_step, broken.decode_returns_output_only, "expected a tuple", 0),
+    (lab10.check_cached_decode_step, broken.decode_grows_cache_in_place, "cache_k in place", 0),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "wrong", "phrase", "numeric"),
+    [pytest.param(*row, id=f"lab10-{row[1].__name__}") for row in BROKEN_LAB10],
+)
+def test_lab10_each_mistake_is_named(check, wrong, phrase, numeric):
+    test_each_mistake_is_named(check, wrong, phrase, numeric)
+
+
+def test_lab10_the_position_mistake_names_both_positions():
+    with pytest.raises(LabCheckFailure) as failure:
+        lab10.check_cached_decode_step(broken.decode_position_plus_one)
+    message = str(failure.value)
+    assert "new_cache_k: the new token's position is off by one" in message, message
+    assert "its key is rotated at 1, not at position = 0" in message, message
+    assert "step 1 of 5 from an empty cache" in message, message
+
+
+def test_lab10_blocks_that_hold_every_key_may_be_one_softmax():
+    """With block_size >= T_k one block is the whole key axis: a plain softmax is blocked."""
+    seen = []
+
+    def full_softmax_when_one_block(q, k, v, block_size):
+        seen.append(block_size >= k.shape[-2])
+        if block_size >= k.shape[-2]:
+            return broken.online_full_softmax(q, k, v, block_size)
+        return broken.online_correct(q, k, v, block_size)
+
+    lab10.check_online_softmax_attention(full_softmax_when_one_block)
+    assert True in seen and False in seen
+
+
+def test_lab10_a_mistake_no_check_knows_still_gives_the_error_and_where():
+    def online_off_by_a_little(q, k, v, block_size):
+        out = broken.online_correct(q, k, v, block_size)
+        out[..., -1, -1] += 0.5  # (B, H, T_q, D_v): the last query's last feature is off
+        return out
+
+    def decode_off_by_a_little(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+        out, new_k, new_v = broken.decode_correct(x_new, cache_k, cache_v, w_q, w_k, w_v, position)
+        return out + 0.5, new_k, new_v  # (B, 1, D)
+
+    with pytest.raises(LabCheckFailure, match=r"online_softmax_attention\(\): differs") as caught:
+        lab10.check_online_softmax_attention(online_off_by_a_little)
+    assert re.search(r"max abs error 0\.5 at index \(\d, \d, 4, 6\)", str(caught.value))
+    assert "block_size 4" in str(caught.value)
+    with pytest.raises(LabCheckFailure, match=r"output: differs from the correct") as failure:
+        lab10.check_cached_decode_step(decode_off_by_a_little)
+    assert re.search(r"max abs error 0\.5 at index \(\d, 0, \d\)", str(failure.value))
+    assert "step 1 of 5 from an empty cache, position 0" in str(failure.value)
+
+
+def test_lab10_the_decode_check_starts_from_an_empty_cache_and_from_a_prompts():
+    seen = []
+
+    def recording(x_new, cache_k, cache_v, w_q, w_k, w_v, position):
+        seen.append((cache_k.shape[1], position))
+        return broken.decode_correct(x_new, cache_k, cache_v, w_q, w_k, w_v, position)
+
+    lab10.check_cached_decode_step(recording)
+    assert all(length == position for length, position in seen), seen
+    assert (0, 0) in seen and (4, 4) in seen and len(seen) == 12, seen

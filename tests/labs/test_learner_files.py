@@ -22,6 +22,7 @@ from transformer_teaching.labs import (
     lab07,
     lab08,
     lab09,
+    lab10,
 )
 from transformer_teaching.labs.checks import load_learner_module
 
@@ -39,6 +40,7 @@ LAB_FILES = {
     "lab07_rope_rmsnorm": "modern.py",
     "lab08_cross_attention": "decoder.py",
     "lab09_gpt": "gpt.py",
+    "lab10_efficient": "efficient.py",
 }
 
 
@@ -132,12 +134,22 @@ SKELETON_CHECKS = [
     pytest.param("lab09_gpt", lambda m: lab09.check_block(m.CausalBlock), id="lab09-a"),
     pytest.param("lab09_gpt", lambda m: lab09.check_gpt(m.GPT), id="lab09-b"),
     pytest.param("lab09_gpt", lambda m: lab09.check_generate(m.generate), id="lab09-c"),
+    pytest.param(
+        "lab10_efficient",
+        lambda m: lab10.check_online_softmax_attention(m.online_softmax_attention),
+        id="lab10-a",
+    ),
+    pytest.param(
+        "lab10_efficient",
+        lambda m: lab10.check_cached_decode_step(m.cached_decode_step),
+        id="lab10-b",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("lab", "check"), SKELETON_CHECKS)
 def test_untouched_skeleton_fails_as_not_implemented(lab, check):
-    with pytest.raises(LabCheckFailure, match=r"not implemented yet: lab0\d: implement"):
+    with pytest.raises(LabCheckFailure, match=r"not implemented yet: lab\d\d: implement"):
         check(skeleton(lab))
 
 
@@ -160,7 +172,7 @@ def test_each_lab_test_file_passes_once_its_skeleton_holds_its_solution(tmp_path
                 if name.startswith("test_"):
                     getattr(module, name)()  # a skip (pytest.skip) would raise here
                     ran.append(f"{lab}::{name}")
-    assert len(ran) == 25, ran
+    assert len(ran) == 27, ran
 
 
 def test_pytest_tests_inside_a_lab_runs_that_lab_only(tmp_path):

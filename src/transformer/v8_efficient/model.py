@@ -117,8 +117,25 @@ class EfficientGPT(ModernGPT):
         batch), covers the new tokens; the cache remembers the earlier ones.
         """
         check_token_ids("idx", idx, self.config.vocab_size)
+        if cache is not None:
+            self.check_cache(cache, idx)
         real = self.check_attention_mask(attention_mask, idx)
         return self.lm_head(self.decode_hidden(idx, cache, real))  # (B, L, V)
+
+    def check_cache(self, cache: KVCache, idx: Tensor) -> None:
+        """Raise unless ``cache`` is a KVCache for this model's layers and idx's batch."""
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache: expected a KVCache (model.new_cache()), got {cache!r}")
+        if cache.num_layers != self.config.n_layer:
+            raise ValueError(
+                f"cache: expected one for n_layer={self.config.n_layer} layers, got "
+                f"{cache.num_layers}"
+            )
+        if cache.length and cache.keys[0].shape[0] != idx.shape[0]:
+            raise ValueError(
+                f"idx: expected batch {cache.keys[0].shape[0]} like the cache, got "
+                f"{idx.shape[0]} in shape {shape_str(idx.shape)}"
+            )
 
     def check_attention_mask(self, attention_mask: Tensor | None, idx: Tensor) -> Tensor | None:
         """attention_mask (B, L) of 0/1 (or bool) like idx -> bool, True = a real token."""

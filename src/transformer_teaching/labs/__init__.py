@@ -21,11 +21,15 @@ absolute error and where it occurs:
   block against ``torch.nn.MultiheadAttention`` and ``torch.nn.TransformerDecoderLayer``.
 * ``lab09.check_block``, ``check_gpt``, ``check_generate``: a GPT of the learner's own
   against Hugging Face's GPT-2 built offline.
+* ``lab10.check_online_softmax_attention``, ``check_cached_decode_step``: attention in key
+  blocks with the online softmax against SDPA, and one cached decoding step with RoPE
+  against full causal attention over the prefix.
 
 Solutions: labs 01 and 03 are ``transformer.v1_basic_attention``, lab 05 is
 ``transformer.v3_positional``, lab 06 ``transformer.v4_block`` and lab 07
 ``transformer.v7_modern`` (its ``rope`` is ``solutions.rope``), lab 08
-``transformer.v6_encoder_decoder`` (its ``cross_attention`` is ``solutions.cross_attention``);
+``transformer.v6_encoder_decoder`` (its ``cross_attention`` is ``solutions.cross_attention``),
+lab 10's blocked attention ``transformer.v8_efficient.tiled_attention``;
 labs 02 and 04 are
 ``transformer_teaching.labs.solutions``.
 """

@@ -5,13 +5,16 @@ v1's multi-head attention with one step done wrong; ``sinusoidal_variant`` is v3
 table and ``block_variant`` v4's transformer block, each with one thing done wrong;
 ``frequencies_variant``, ``rotate_variant``, ``rope_variant`` and ``rmsnorm_variant`` are
 v7's rotary embedding and RMSNorm, written out in float64, each with one thing done wrong;
-``decoder_variant`` is v6's decoder block with one thing done wrong.
+``decoder_variant`` is v6's decoder block with one thing done wrong; ``online_variant`` is
+attention over key blocks with an online softmax (v8's algorithm), in float64, with one
+thing done wrong.
 With no keyword they give the correct result. Fully blocked rows get zero weights (v1's
 ``softmax_over_keys``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -383,3 +386,43 @@ def decoder_variant(
         keep = 0.0 if (name == "cross" and no_cross_residual) else 1.0
         x = x * keep + sublayer(norm(x)) if pre_norm else norm(x * keep + sublayer(x))
     return x  # (N, T, E)
+
+
+def online_variant(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    block_size: int,
+    *,
+    rescale: str = "both",
+    divide: bool = True,
+    scale: float | None = None,
+) -> Tensor:
+    """softmax(q kᵀ · scale) v over key blocks (float64, returned in q's dtype),
+    optionally wrong in one way; q (B, H, T_q, D), k (B, H, T_k, D), v (B, H, T_k, D_v).
+
+    rescale: "both" (correct), "none", "sum" (l only), "values" (the weighted sum only) or
+    "inverted" (both by exp(m_new - m_old)). divide=False leaves out the final division by l.
+    scale: 1/√D by default.
+    """
+    q64, k64, v64 = q.double(), k.double(), v.double()
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    running_max = q64.new_full(q.shape[:-1], float("-inf"))  # (B, H, T_q) m
+    running_sum = q64.new_zeros(q.shape[:-1])  # (B, H, T_q) l
+    weighted = q64.new_zeros((*q.shape[:-1], v.shape[-1]))  # (B, H, T_q, D_v)
+    for start in range(0, k.shape[-2], block_size):
+        keys = k64[..., start : start + block_size, :]  # (B, H, S, D)
+        scores = q64 @ keys.transpose(-2, -1) * scale  # (B, H, T_q, S)
+        new_max = torch.maximum(running_max, scores.amax(dim=-1))  # (B, H, T_q)
+        probs = torch.exp(scores - new_max.unsqueeze(-1))  # (B, H, T_q, S)
+        gap = new_max - running_max if rescale == "inverted" else running_max - new_max
+        factor = torch.where(running_max.isinf(), 0.0, torch.exp(gap))  # (B, H, T_q), 0 first
+        keep_sum = rescale in ("both", "sum", "inverted")
+        keep_values = rescale in ("both", "values", "inverted")
+        running_sum = (factor * running_sum if keep_sum else running_sum) + probs.sum(dim=-1)
+        values = v64[..., start : start + block_size, :]  # (B, H, S, D_v)
+        old = factor.unsqueeze(-1) * weighted if keep_values else weighted  # (B, H, T_q, D_v)
+        weighted = old + probs @ values  # (B, H, T_q, D_v)
+        running_max = new_max
+    out = weighted / running_sum.unsqueeze(-1) if divide else weighted  # (B, H, T_q, D_v)
+    return out.to(q.dtype)
