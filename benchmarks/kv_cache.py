@@ -17,7 +17,7 @@ compared. Method and flags: ``benchmarks/README.md``.
 
 Run from the repository root::
 
-    poetry run python benchmarks/kv_cache.py --threads 1    # T = 1024 4096
+    poetry run python benchmarks/kv_cache.py --threads 1    # T = 256 1024, about 6 minutes
     poetry run python benchmarks/kv_cache.py --quick
 """
 
@@ -152,7 +152,7 @@ BENCHMARK = Benchmark(
     build=build_workload,
     case=case_of,
     describe=describe,
-    default_seq_lens=[1024, 4096],
+    default_seq_lens=[256, 1024],
     add_arguments=add_arguments,
     validate=validate,
     columns=CACHE_COLUMNS,

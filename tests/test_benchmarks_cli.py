@@ -55,10 +55,26 @@ BAD_FLAGS = [
     ("block", ["--out", "FILE/a.json"], "--out"),
     ("gpt", ["--device", "tpu"], "--device"),
     ("tiled_attention", ["--block-size", "0"], "--block-size"),
+]
+# the v8 scripts' own flags, checked in this process (the shared path is proven end to end
+# above: a subprocess per script costs seconds)
+OWN_BAD_FLAGS = [
     ("generation", ["--prompt", "0"], "--prompt"),
     ("kv_cache", ["--n-layer", "0"], "--n-layer"),
     ("compiled", ["--n-head", "3"], "--n-embd"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("script", "bad", "flag"), OWN_BAD_FLAGS, ids=[b[0] for b in OWN_BAD_FLAGS]
+)
+def test_own_bad_flag_exits_2_with_one_line_while_parsing(benchmark, capsys, script, bad, flag):
+    cli, module = benchmark("_cli"), benchmark(script)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(module.BENCHMARK, [*SHORT, *bad])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and ": error: " in err[0] and flag in err[0], err
 
 
 @pytest.mark.parametrize(("script", "bad", "flag"), BAD_FLAGS, ids=[b[2] for b in BAD_FLAGS])

@@ -93,7 +93,7 @@ def throughput_figure(generation: list[dict], path: Path) -> None:
     from transformer.experiments.plots import plt
     from transformer.io import write_figure
 
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6, 4.4), layout="constrained")
     ours = [r for r in generation if r["reference"] == generation[0]["reference"]]
     lengths = [r["seq_len"] for r in ours]
     ax.plot(lengths, [r["tokens_per_s"] for r in ours], "o-", label=ours[0]["implementation"])
@@ -101,11 +101,11 @@ def throughput_figure(generation: list[dict], path: Path) -> None:
         rows = [r for r in generation if r["reference"] == reference]
         ax.plot([r["seq_len"] for r in rows], [r["ref_tokens_per_s"] for r in rows], "s--",
                 label=reference)  # fmt: skip
-    ax.set(xscale="log", yscale="log", xlabel="new tokens T", ylabel="tokens / s",
+    ax.set(xscale="log", xlabel="new tokens T", ylabel="tokens / s", ylim=(0, None),
            title="Greedy generation speed against length")  # fmt: skip
     ax.set_xticks(lengths, [str(t) for t in lengths])
-    ax.minorticks_off()  # the log axes' minor labels (6×10¹, 2×10², ...) only clutter
-    ax.legend()
+    ax.minorticks_off()  # the log axis's minor labels (6×10¹, 2×10², ...) only clutter
+    fig.legend(loc="outside lower center", ncols=3)  # below the axes, over no line
     write_figure(path, fig)
     plt.close(fig)
 
