@@ -1,10 +1,11 @@
 """The package's layers, as the README draws them, enforced on every import statement.
 
 From the bottom: the shared parts (checks, IO, CLI helpers, the contract), the stages in
-order, the language-model infrastructure (``transformer.lm``), the experiments, and the
-teaching tooling (``transformer_teaching``). A module may import its own layer's modules
-and anything below it, never above: a stage imports only earlier stages and the shared
-parts. The core (everything below the experiments) imports no plotting library.
+order, the analysis tooling (``transformer.inspect``), the language-model infrastructure
+(``transformer.lm``), the experiments, and the teaching tooling (``transformer_teaching``).
+A module may import its own layer's modules and anything below it, never above: a stage
+imports only earlier stages and the shared parts. The core (everything below the
+experiments) imports no plotting library.
 """
 
 import ast
@@ -29,7 +30,7 @@ def layer_of(module: str) -> tuple[int, str]:
     stage = re.fullmatch(r"v(\d+)_\w+", name)
     if stage:
         return int(stage[1]), name
-    ranks = {"lm": 100, "experiments": 200}
+    ranks = {"inspect": 50, "lm": 100, "experiments": 200}
     if name not in ranks:
         raise AssertionError(f"{module}: a module in no layer; add it to test_layering")
     return ranks[name], name
