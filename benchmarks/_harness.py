@@ -147,6 +147,16 @@ def ratio(ours: float | None, reference: float | None) -> float | None:
     return ours / reference
 
 
+def add_tokens_per_s(row: dict, case: dict) -> None:
+    """A ``finish_row`` for steps of ``case["batch"]`` × T tokens: each side's tokens/s
+    (B·T / its median step) and their ratio ours / reference (above 1: ours is faster)."""
+    tokens = case["batch"] * row["seq_len"]
+    for side in ("", "ref_"):
+        ms = row[f"{side}time_ms"]
+        row[f"{side}tokens_per_s"] = tokens / (ms / 1e3) if ms else None
+    row["tokens_per_s_ratio"] = ratio(row["tokens_per_s"], row["ref_tokens_per_s"])
+
+
 def make_row(
     labels: dict[str, str], device: str, seq_len: int, pair: tuple[str, str], results: dict
 ) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from _cli import add_size_flags, check_size_flags
-from _harness import Benchmark, main, ratio
+from _harness import Benchmark, add_tokens_per_s, main
 from _report import COLUMNS, MAX_DIFF_COLUMN
 from gpt import LEARNING_RATE, TrainStep
 
@@ -113,14 +113,6 @@ def describe(case: dict) -> list[str]:
     ]
 
 
-def finish_row(row: dict, case: dict) -> None:
-    tokens = case["batch"] * row["seq_len"]
-    for side in ("", "ref_"):
-        ms = row[f"{side}time_ms"]
-        row[f"{side}tokens_per_s"] = tokens / (ms / 1e3) if ms else None
-    row["tokens_per_s_ratio"] = ratio(row["tokens_per_s"], row["ref_tokens_per_s"])
-
-
 SHARED = {column[0]: column for column in COLUMNS}
 COMPILE_COLUMNS = [
     *(SHARED[title] for title in ("device", "T", "time (ms)", "ref time (ms)")),
@@ -144,7 +136,7 @@ BENCHMARK = Benchmark(
     validate=validate,
     tolerance=TOLERANCE,
     columns=COMPILE_COLUMNS,
-    finish_row=finish_row,
+    finish_row=add_tokens_per_s,
     step="forward, cross-entropy loss, backward, AdamW step (train mode)",
     ratio_note="tok/s ratio = compiled / eager (above 1: compiling pays)",
 )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from _cli import add_size_flags, check_size_flags
-from _harness import Benchmark, Workload, main, ratio
+from _harness import Benchmark, Workload, add_tokens_per_s, main
 from _report import COLUMNS, MAX_DIFF_COLUMN
 
 DTYPE = torch.float32
@@ -124,15 +124,6 @@ def describe(case: dict) -> list[str]:
     ]
 
 
-def finish_row(row: dict, case: dict) -> None:
-    """tokens/s of both sides and their ratio ours / reference."""
-    tokens = case["batch"] * row["seq_len"]
-    for side in ("", "ref_"):
-        ms = row[f"{side}time_ms"]
-        row[f"{side}tokens_per_s"] = tokens / (ms / 1e3) if ms else None
-    row["tokens_per_s_ratio"] = ratio(row["tokens_per_s"], row["ref_tokens_per_s"])
-
-
 SHARED = {column[0]: column for column in COLUMNS}
 GENERATION_COLUMNS = [
     *(SHARED[title] for title in ("device", "T", "implementation", "reference")),
@@ -158,7 +149,7 @@ BENCHMARK = Benchmark(
     validate=validate,
     tolerance=0.0,
     columns=GENERATION_COLUMNS,
-    finish_row=finish_row,
+    finish_row=add_tokens_per_s,
     step="one whole greedy generation of T new tokens (eval mode, no gradients)",
     ratio_note="tok/s ratio = ours / reference (above 1: ours is faster)",
 )

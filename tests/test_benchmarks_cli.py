@@ -218,7 +218,7 @@ def test_tiled_attention_reports_memory_growth_against_the_smallest_length(bench
 def test_generation_reports_tokens_per_second_and_their_ratio(benchmark):
     generation = benchmark("generation")
     row = {"seq_len": 512, "time_ms": 1000.0, "ref_time_ms": 8000.0}
-    generation.finish_row(row, {"batch": 2})
+    generation.BENCHMARK.finish_row(row, {"batch": 2})
     assert (row["tokens_per_s"], row["ref_tokens_per_s"]) == (1024.0, 128.0)
     assert row["tokens_per_s_ratio"] == 8.0
 

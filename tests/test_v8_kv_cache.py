@@ -342,11 +342,16 @@ def test_bad_arguments_name_themselves():
     idx = tokens(0, model.config.vocab_size, 3)
     with pytest.raises(ValueError, match=r"attention: expected one of sdpa, tiled, got 'flash'"):
         EfficientGPT(model.config, attention="flash")
-    with pytest.raises(ValueError, match=r"attention_mask: expected a tensor of idx's shape"):
+    with pytest.raises(ValueError, match=r"attention_mask: expected a tensor of idx's shape "
+                       r"\(2, 3\) .*got shape \(2, 4\)"):  # fmt: skip
         model.generate(idx, 2, attention_mask=torch.ones(2, 4))
-    with pytest.raises(ValueError, match=r"attention_mask: expected 0/1 values"):
+    with pytest.raises(TypeError, match=r"attention_mask: expected a tensor .*got list"):
+        model.generate(idx, 2, attention_mask=[[1, 1, 1]] * 2)
+    with pytest.raises(ValueError, match=r"attention_mask: expected 0/1 values .*got the value 2"):
         model.generate(idx, 2, attention_mask=torch.full((2, 3), 2))
-    with pytest.raises(ValueError, match=r"attention_mask: expected at least one token"):
+    with pytest.raises(
+        ValueError, match=r"attention_mask: expected at least .*got row 0 all padding"
+    ):
         model.generate(idx, 2, attention_mask=torch.tensor([[0, 0, 0], [1, 1, 1]]))
     with pytest.raises(TypeError, match=r"use_cache: expected True or False, got 'yes'"):
         model.generate(idx, 2, use_cache="yes")

@@ -88,13 +88,28 @@ class GroupedQueryAttention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """x (B, T, E) -> output (B, T, E), weights (B, H, T, T) or None (fused path)."""
         q, k, v = self.project(x)  # (B, H, T, D), (B, H_kv, T, D) x 2
+        return self.attend_heads(q, k, v, causal=causal, need_weights=need_weights)
+
+    def attend_heads(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        bias: Tensor | None = None,
+        *,
+        causal: bool,
+        need_weights: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        """q (B, H, L, D), k and v (B, H_kv, S, D) -> output (B, L, E), weights (B, H, L, S)
+        or None: each key/value head serves its query heads, v1's ``attend`` (``bias``
+        additive, broadcast to (B, H, L, S)), merge, project out."""
         groups = self.num_heads // self.num_kv_heads
-        k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, T, D) each
+        k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, S, D) each
         dropout_p = self.dropout if self.training else 0.0
         attended, weights = attend(
-            q, k, v, causal=causal, dropout_p=dropout_p, need_weights=need_weights
-        )  # (B, H, T, D), (B, H, T, T) or None
-        return self.out_proj(merge_heads(attended)), weights  # (B, T, E)
+            q, k, v, bias, causal=causal, dropout_p=dropout_p, need_weights=need_weights
+        )  # (B, H, L, D), (B, H, L, S) or None
+        return self.out_proj(merge_heads(attended)), weights  # (B, L, E)
 
     def forward(self, x: Tensor, causal: bool = True) -> Tensor:
         """x (B, T, E) -> (B, T, E), causal by default, on the fused path."""

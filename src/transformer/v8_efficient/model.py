@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from transformer._checks import check_positive_int, check_token_ids, shape_str
-from transformer.v1_basic_attention import attend, blocked_to_bias, merge_heads
+from transformer.v1_basic_attention import blocked_to_bias, merge_heads
 from transformer.v5_gpt import GPT
 from transformer.v5_gpt.sampling import check_sampling, next_token
 from transformer.v7_modern import ModernConfig, ModernGPT
@@ -141,18 +141,22 @@ class EfficientGPT(ModernGPT):
         """attention_mask (B, L) of 0/1 (or bool) like idx -> bool, True = a real token."""
         if attention_mask is None:
             return None
-        if not isinstance(attention_mask, Tensor) or attention_mask.shape != idx.shape:
-            got = shape_str(attention_mask.shape) if isinstance(attention_mask, Tensor) else (
-                type(attention_mask).__name__
-            )  # fmt: skip
-            raise ValueError(
-                f"attention_mask: expected a tensor of idx's shape {shape_str(idx.shape)} "
-                f"(1 = token, 0 = padding), got {got}"
+        wanted = f"a tensor of idx's shape {shape_str(idx.shape)} (1 = token, 0 = padding)"
+        if not isinstance(attention_mask, Tensor):
+            raise TypeError(
+                f"attention_mask: expected {wanted}, got {type(attention_mask).__name__}"
             )
-        if attention_mask.dtype != torch.bool and not bool(
-            ((attention_mask == 0) | (attention_mask == 1)).all()
-        ):
-            raise ValueError("attention_mask: expected 0/1 values (1 = token, 0 = padding)")
+        if attention_mask.shape != idx.shape:
+            raise ValueError(
+                f"attention_mask: expected {wanted}, got shape {shape_str(attention_mask.shape)}"
+            )
+        if attention_mask.dtype != torch.bool:
+            bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)]
+            if bad.numel():
+                raise ValueError(
+                    f"attention_mask: expected 0/1 values (1 = token, 0 = padding), got the "
+                    f"value {bad.flatten()[0].item()}"
+                )
         return attention_mask.to(device=idx.device, dtype=torch.bool)
 
     def decode_hidden(
@@ -194,25 +198,22 @@ class EfficientGPT(ModernGPT):
     ) -> Tensor:
         """q (B, H, L, D), k and v (B, H_kv, S, D) -> out_proj(merged heads) (B, L, E).
 
-        ``mask`` None means causal over L == S keys, or one query seeing every key."""
+        ``mask`` None means causal over L == S keys, or one query seeing every key. The
+        fused backend is v7's ``attend_heads``; the tiled one swaps in ``tiled_attention``."""
+        causal = mask is None and q.shape[2] == k.shape[2] and q.shape[2] > 1
+        if self.attention == "sdpa":
+            bias = None if mask is None else blocked_to_bias(~mask, q.dtype)  # (B|1, 1, L, S)
+            return attn.attend_heads(q, k, v, bias, causal=causal, need_weights=False)[0]
+        if self.training and attn.dropout > 0:
+            raise ValueError(
+                "attention: 'tiled' has no dropout on the attention weights; expected "
+                f"attn_pdrop=0 or eval mode, got attn_pdrop={attn.dropout} in training"
+            )
         groups = attn.num_heads // attn.num_kv_heads
         k, v = repeat_kv(k, groups), repeat_kv(v, groups)  # (B, H, S, D) each
-        causal = mask is None and q.shape[2] == k.shape[2] and q.shape[2] > 1
-        if self.attention == "tiled":
-            if self.training and attn.dropout > 0:
-                raise ValueError(
-                    "attention: 'tiled' has no dropout on the attention weights; expected "
-                    f"attn_pdrop=0 or eval mode, got attn_pdrop={attn.dropout} in training"
-                )
-            out = tiled_attention(
-                q, k, v, mask, causal=causal, block_size=self.block_size
-            )  # (B, H, L, D)
-        else:
-            bias = None if mask is None else blocked_to_bias(~mask, q.dtype)  # (B|1, 1, L, S)
-            dropout_p = attn.dropout if self.training else 0.0
-            out, _ = attend(
-                q, k, v, bias, causal=causal, dropout_p=dropout_p, need_weights=False
-            )  # (B, H, L, D)
+        out = tiled_attention(
+            q, k, v, mask, causal=causal, block_size=self.block_size
+        )  # (B, H, L, D)
         return attn.out_proj(merge_heads(out))  # (B, L, E)
 
     @torch.no_grad()
@@ -239,7 +240,11 @@ class EfficientGPT(ModernGPT):
             raise TypeError(f"use_cache: expected True or False, got {use_cache!r}")
         real = self.check_attention_mask(attention_mask, idx)
         if real is not None and not bool(real.any(dim=1).all()):
-            raise ValueError("attention_mask: expected at least one token (a 1) in every row")
+            empty = int((~real.any(dim=1)).nonzero()[0])
+            raise ValueError(
+                f"attention_mask: expected at least one token (a 1) in every row, got row "
+                f"{empty} all padding"
+            )
         if not use_cache and real is None:
             return super().generate(idx, max_new_tokens, temperature, top_k, generator)
         window = self.config.n_positions
