@@ -206,6 +206,26 @@ def test_ablating_a_used_head_changes_the_output_and_costs_accuracy():
     assert previous.accuracy_after < previous.accuracy_before
 
 
+def test_ablation_scores_only_the_positions_a_task_scores():
+    """Targets of -100 (the tasks' IGNORE) are left out: the hand-built model predicts every
+    second-half token, so with the first half unscored it is right at every scored one."""
+    model, tokens = hand_built_model(), repeated()
+    targets = next_tokens(tokens)
+    targets[:, :N] = -100  # the second half: each next token was seen N places before
+    result = ablate_heads(model, tokens, targets, [(1, 0)])
+    assert result.accuracy_before == 1.0
+    logits, wanted = result.logits_before[:, N:], next_tokens(tokens)[:, N:]
+    by_hand = -logits.log_softmax(-1).gather(-1, wanted.unsqueeze(-1)).mean()
+    assert result.loss_before == pytest.approx(float(by_hand), abs=1e-6)
+    with pytest.raises(ValueError, match=r"targets: expected at least one scored position"):
+        ablate_heads(model, tokens, torch.full_like(targets, -100), [(1, 0)])
+    targets[0, -1] = -5  # neither an id nor IGNORE
+    with pytest.raises(
+        ValueError, match=r"targets: expected ids in \[0, vocab_size=8\), got values from -5"
+    ):
+        ablate_heads(model, tokens, targets, [(1, 0)])
+
+
 @pytest.mark.parametrize("mode", ["zero", "mean"])
 def test_ablating_unused_heads_changes_nothing_at_all(mode):
     model, tokens = hand_built_model(), repeated()

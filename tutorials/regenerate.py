@@ -3,7 +3,8 @@
     poetry run python tutorials/regenerate.py
 
 Runs the three experiments on every registered stage (seeds 0-2, default steps, CPU, so the
-committed files can be reproduced on any machine), the stage comparison, the √d_k
+committed files can be reproduced on any machine), the stage comparison, the heads' summary and
+the induction head's training dynamics, the √d_k
 measurement, the sinusoidal-encoding figure, v5's language model, the sequence-to-sequence
 comparison of v5, v6 and v7 (seeds 0-2), v7's ablation (seeds 0-2),
 v7's equalities, the language model under torchrun (its equality with one process and
@@ -17,7 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from transformer.experiments import cli, compare, language_model, modern_cli, seq2seq_cli
+from transformer.experiments import (
+    cli,
+    compare,
+    heads_cli,
+    language_model,
+    modern_cli,
+    seq2seq_cli,
+)
 from transformer.experiments.tasks import TASKS
 from transformer_teaching import data_parallel, efficient, equivalence, positions, quotes, scaling
 
@@ -46,6 +54,8 @@ def regenerate(
     for experiment in experiments:
         cli.main(experiment, [*SETTINGS, *seeds, "--out", str(results / experiment)])
     compare.main(["--results", str(results), "--out", str(results / "compare")])
+    dynamics = [] if with_language_model else ["--no-dynamics"]  # its training: two minutes
+    heads_cli.main(["--results", str(results), "--device", "cpu", *dynamics])
     scaling.save(results / "scaling")
     positions.save(results / "positions")
     efficient.save(results / "efficient")  # from the committed v8 benchmark results

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from transformer.contract import ModelConfig, get_stage
-from transformer.experiments import plots
+from transformer.experiments import plots, viewer
+from transformer.experiments.heads import head_report
 from transformer.experiments.metrics import (
     accuracy,
     attention_by_offset,
@@ -167,8 +168,11 @@ def evaluate(
             "accuracy": rounded(accuracy(extra_logits, extra.targets)),
             "heldout_loss": rounded(next_token_loss(extra_logits, extra.targets).item()),
         }
+    measured["heads"] = head_report(model, task, batch, seed)
     example = [w[0].cpu() for w in maps]  # per layer (H, T, T)
-    return measured, example, batch.inputs[0].tolist()
+    tokens = batch.inputs[0].tolist()
+    measured["example"] = {"tokens": tokens, "attention": [rounded(w.tolist()) for w in example]}
+    return measured, example, tokens
 
 
 def model_config(task: Task, version: str, options: dict | None = None) -> ModelConfig:
@@ -265,6 +269,16 @@ def save_stage(run: StageRun, out_dir: Path) -> Path:
         math.log(run.result["task"]["vocab_size"]),
         f"{name}, {version}: training loss{note}",
     )
+    trained = run.result["trained"]
+    viewer.write_page(
+        out_dir / viewer.PAGE,
+        f"{name}, {version} trained ({accuracy_pct:.1f}% held-out accuracy){note}",
+        trained["example"]["tokens"],
+        trained["example"]["attention"],
+        scores=trained["heads"]["scores"],
+        task_score=trained["heads"]["task_score"],
+        caption="The first held-out sequence; the scores are over every held-out sequence.",
+    )
     path = out_dir / "results.json"
-    write_json(path, run.result | {"files": [*FIGURES, CHECKPOINT]})
+    write_json(path, run.result | {"files": [*FIGURES, viewer.PAGE, CHECKPOINT]})
     return path

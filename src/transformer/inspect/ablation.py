@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from transformer._checks import check_shape, check_token_ids
+from transformer._checks import check_shape, check_tensor, check_token_ids
 from transformer.inspect.cache import Hook, evaluating, hooked
 from transformer.inspect.parts import LayerParts, model_parts
 
 MODES = ("zero", "mean")
+IGNORE_INDEX = -100  # a target that is not scored, as in transformer.lm and cross_entropy
 
 
 @dataclass(frozen=True)
 class AblationResult:
-    """Loss (mean cross-entropy over every position) and accuracy (the fraction of
-    positions whose top logit is the target) before and after, and both passes' logits."""
+    """Loss (mean cross-entropy over the scored positions) and accuracy (the fraction of
+    scored positions whose top logit is the target) before and after, and both passes'
+    logits. A position is scored unless its target is ``IGNORE_INDEX`` (-100)."""
 
     loss_before: float
     loss_after: float
@@ -65,11 +67,26 @@ def check_heads(heads: object, layers: list[LayerParts]) -> dict[int, list[int]]
     return chosen
 
 
+def check_targets(targets: object, tokens: Tensor, vocab_size: int) -> None:
+    """Raise unless ``targets`` is (B, T) like ``tokens``, of ids below ``vocab_size`` or
+    ``IGNORE_INDEX``, with at least one scored position."""
+    check_tensor("targets", targets)
+    scored = targets != IGNORE_INDEX  # (B, T)
+    check_token_ids("targets", targets.where(scored, 0), vocab_size)
+    check_shape("targets", targets, batch=tokens.shape[0], seq=tokens.shape[1])
+    if not scored.any():
+        raise ValueError(
+            f"targets: expected at least one scored position, got every target {IGNORE_INDEX}"
+        )
+
+
 def loss_and_accuracy(logits: Tensor, targets: Tensor) -> tuple[float, float]:
-    """logits (B, T, V), targets (B, T) -> (mean cross-entropy, fraction argmax == target)."""
-    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # ()
-    right = int((logits.argmax(dim=-1) == targets).sum())  # how many top logits are the target
-    return float(loss), right / targets.numel()
+    """logits (B, T, V), targets (B, T) -> (mean cross-entropy, fraction argmax == target),
+    both over the scored positions."""
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+    scored = targets != IGNORE_INDEX  # (B, T)
+    right = int(((logits.argmax(dim=-1) == targets) & scored).sum())  # top logit is the target
+    return float(loss), right / int(scored.sum())
 
 
 def mean_recorder(index: int, layer: LayerParts, heads: list[int], means: dict) -> Hook:
@@ -106,17 +123,17 @@ def ablate_heads(
 ) -> AblationResult:
     """Loss and accuracy of ``model`` on (tokens, targets) with and without ``heads``.
 
-    tokens (B, T) and targets (B, T) token ids; ``heads`` an iterable of (layer, head);
-    ``mode`` ``"zero"`` or ``"mean"`` (see the module docstring). Both passes run on the
-    contract's default path, in eval mode and without gradients; modes are restored after.
+    tokens (B, T) and targets (B, T) token ids (``IGNORE_INDEX`` where not scored);
+    ``heads`` an iterable of (layer, head); ``mode`` ``"zero"`` or ``"mean"`` (see the
+    module docstring). Both passes run on the contract's default path, in eval mode and
+    without gradients; modes are restored after.
     """
     parts = model_parts(model)
     if mode not in MODES:
         raise ValueError(f"mode: expected 'zero' or 'mean', got {mode!r}")
     chosen = check_heads(heads, parts.layers)
     model.check_tokens(tokens)
-    check_token_ids("targets", targets, model.config.vocab_size)
-    check_shape("targets", targets, batch=tokens.shape[0], seq=tokens.shape[1])
+    check_targets(targets, tokens, model.config.vocab_size)
     means: dict | None = {} if mode == "mean" else None
     recorders = [mean_recorder(i, parts.layers[i], hs, means) for i, hs in chosen.items()]
     with evaluating(model):
