@@ -131,3 +131,21 @@ def test_the_scores_table_shows_the_scores_and_selects_a_head(run_folder, browse
     assert page.eval_on_selector_all("#scores tr.chosen", "els => els.length") == 1
     assert requests == [(run_folder / viewer.PAGE).as_uri()] and errors == []
     page.close()
+
+
+@needs_browser
+def test_a_cross_attention_page_has_its_own_keys_and_no_scores(tmp_path, browser):
+    """Queries and keys differ (a decoder over a source): 3 queries, 5 keys, 2 heads."""
+    torch = pytest.importorskip("torch")
+    weights = torch.rand(1, 2, 3, 5, generator=torch.Generator().manual_seed(0)).softmax(-1)
+    attention = [[[[round(float(w), 6) for w in row] for row in head] for head in weights[0]]]
+    path = tmp_path / "attention_copy.html"
+    viewer.write_page(path, "cross", list("^ab"), attention, key_tokens=list("abcde"))
+    page, requests, errors = open_page(browser, path)
+    assert page.eval_on_selector_all("#keys span", "els => els.length") == 5
+    assert page.eval_on_selector_all("#scores, #scores-title", "els => els.length") == 0
+    page.select_option("#head", "1")
+    page.hover("#queries span[data-index='2']")
+    assert shown_weights(page, "#readout li") == attention[0][1][2]
+    assert requests == [path.as_uri()] and errors == []
+    page.close()

@@ -153,8 +153,12 @@ def test_a_quick_run_writes_its_results_and_the_same_seed_gives_the_same_file(tm
         proc = run_script("--quick", "--task", "reverse", "--out", str(out))
         assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (first / "v6").iterdir()) == [
-        "cross_attention_reverse.png", "loss_curves.png", "results.json"
+        "attention_reverse.html", "cross_attention_reverse.png", "loss_curves.png",
+        "results.json",
     ]  # fmt: skip
+    assert (first / "v6" / "attention_reverse.html").read_bytes() == (
+        second / "v6" / "attention_reverse.html"
+    ).read_bytes()
     raw = (first / "v6" / "results.json").read_bytes()
     assert raw == (second / "v6" / "results.json").read_bytes()
     results = json.loads(raw)

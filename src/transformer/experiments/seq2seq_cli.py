@@ -8,7 +8,8 @@ Trains each stage on each task from seeds ``--seed``, ``--seed``+1, ... and writ
 ``<out>/<version>/results.json`` (per task and seed: exact match and token accuracy on
 held-out examples and on longer sources, the loss curve's evaluations; v6 also beam search
 and where its cross-attention looks), ``loss_curves.png`` and, for v6, one
-``cross_attention_<task>.png`` per task. With more than one stage, also
+``cross_attention_<task>.png`` and ``attention_<task>.html`` (the offline viewer) per task.
+With more than one stage, also
 ``<out>/comparison.json``, ``comparison.md`` and ``comparison.png``. Bad flags exit with
 status 2, a one-line message and nothing written.
 """
@@ -182,6 +183,11 @@ def save_version(out: Path, results: dict, drawn: dict, quick: bool) -> Path:
     for task, (maps, example) in drawn["cross"].items():
         report.cross_attention_figure(
             folder / f"cross_attention_{task}.png", maps, example,
+            f"{version} cross-attention on a held-out {task} example (seed "
+            f"{results['seeds'][0]}){note}",
+        )  # fmt: skip
+        report.cross_attention_page(
+            folder / f"attention_{task}.html", maps, example,
             f"{version} cross-attention on a held-out {task} example (seed "
             f"{results['seeds'][0]}){note}",
         )  # fmt: skip

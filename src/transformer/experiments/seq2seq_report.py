@@ -10,8 +10,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from transformer.experiments import plots  # noqa: E402
-from transformer.experiments.runner import spread  # noqa: E402
+from transformer.experiments import (
+    plots,  # noqa: E402
+    viewer,  # noqa: E402
+)
+from transformer.experiments.runner import (
+    rounded,  # noqa: E402
+    spread,  # noqa: E402
+)
 from transformer.experiments.seq2seq_tasks import show  # noqa: E402
 from transformer.io import write_figure  # noqa: E402
 
@@ -151,4 +157,15 @@ def cross_attention_figure(path: Path, maps, example: tuple, title: str) -> None
     plots.attention_heatmaps(
         path, maps, rows, title, key_tokens=columns,
         axis_names=("decoder input", "source"),
+    )  # fmt: skip
+
+
+def cross_attention_page(path: Path, maps, example: tuple, title: str) -> None:
+    """The same cross-attention as an offline ``attention_<task>.html`` page (the viewer):
+    queries are the decoder's inputs, keys the source."""
+    source, target = example
+    viewer.write_page(
+        path, title, list(show([1, *target])), [rounded(m.tolist()) for m in maps],
+        key_tokens=list(show(source)),
+        caption="Cross-attention: each decoder input (query) over the source tokens (keys).",
     )  # fmt: skip

@@ -113,7 +113,7 @@ function tokenRow(id, tokens, hover) {
 
 function drawScores() {
   const table = document.getElementById("scores");
-  if (!data.scores) { table.remove(); return; }
+  if (!data.scores) { table.remove(); document.getElementById("scores-title").remove(); return; }
   const names = Object.keys(data.scores);
   const head = table.createTHead().insertRow();
   ["layer", "head", ...names].forEach((name) => {
@@ -172,7 +172,7 @@ TEMPLATE = """<!DOCTYPE html>
 <table id="heatmap"></table>
 <div><b>Weights of the hovered query</b> (key position:token, weight)<ul id="readout"></ul></div>
 </div>
-<h2>Head scores</h2>
+<h2 id="scores-title">Head scores</h2>
 <table id="scores"></table>
 <script type="application/json" id="data">{data}</script>
 <script>{script}</script>
