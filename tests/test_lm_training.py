@@ -501,13 +501,22 @@ def test_quick_run_writes_results_and_figures_and_repeats_exactly(tmp_path):
         assert proc.returncode == 0, proc.stderr
     assert "bits/char" in proc.stdout and "unigram baseline" in proc.stdout
     names = sorted(p.name for p in first.iterdir())
-    assert names == ["checkpoint.safetensors", "loss_curves.png", "lr_schedule.png", "results.json"]
+    assert names == [
+        "attention.html", "checkpoint.safetensors", "loss_curves.png", "lr_schedule.png",
+        "results.json",
+    ]  # fmt: skip
+    assert (first / "attention.html").read_bytes() == (second / "attention.html").read_bytes()
     for png in ("loss_curves.png", "lr_schedule.png"):
         assert (first / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (first / "results.json").read_text()
     assert text == (second / "results.json").read_text()  # same seed, same file
     result = json.loads(text)
     assert result["seed"] == 3 and result["steps_done"] == result["training"]["steps"]
+    shown = result["attention"]  # the page's data: the start of val, every layer and head
+    assert len(shown["attention"]) == result["model"]["num_layers"]
+    assert len(shown["attention"][0]) == result["model"]["num_heads"]
+    assert len(shown["tokens"]) == len(shown["attention"][0][0]) == len(shown["attention"][0][0][0])
+    assert all(len(table) == len(shown["attention"]) for table in shown["scores"].values())
     base, final = result["baselines"], result["final"]
     assert base["unigram_bits_per_char"] == pytest.approx(
         base["unigram_nats"] / math.log(2), abs=1e-5

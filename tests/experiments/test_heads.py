@@ -143,7 +143,7 @@ def test_the_run_scores_are_the_weights_on_the_keys_they_name():
     torch.manual_seed(0)
     model = get_stage("v4").build_model(model_config(task, "v4")).eval()
     batch = heldout_batch(task, "heldout", 8, 0, torch.device("cpu"))
-    scores = head_scores(model, task, batch, 0)
+    scores = head_scores(model, batch.inputs, task.vocab_size, 0)
     with torch.no_grad():
         _, maps = model(batch.inputs, return_attention=True)  # L x (B, H, T, T)
     seq = task.seq_len

@@ -6,7 +6,7 @@ Every task run measures, on the held-out batch, with ``transformer.inspect``:
   ``previous_token`` (weight on t - 1), ``three_back`` (weight on t - 3, what sequential
   needs), ``duplicate_token`` (weight on earlier copies of the query's own token) and
   ``induction``, on ``INDUCTION_SEQUENCES`` sequences of seq_len // 2 distinct random tokens
-  repeated twice, from their own seeded generator;
+  repeated twice, from their own seeded generator (the language model gets the same four);
 * mean ablation of each head alone: the task's held-out accuracy without it. The head whose
   loss costs the most accuracy is ``most_needed``; the head with the task's own score
   (``TASK_SCORE``) highest is ``top_scoring``.
@@ -40,18 +40,20 @@ def rounded(table: Tensor) -> list[list[float]]:
     return [[round(float(v), 6) for v in row] for row in table]
 
 
-def head_scores(model: nn.Module, task: Task, batch: Batch, seed: int) -> dict[str, Tensor]:
-    """The four scores of every head, (L, H) each, on ``batch`` (and repeated sequences)."""
-    patterns = run_with_cache(model, batch.inputs).patterns  # L x (N, H, T, T)
-    n = task.seq_len // 2
+def head_scores(model: nn.Module, tokens: Tensor, vocab_size: int, seed: int) -> dict[str, Tensor]:
+    """The four scores of every head, (L, H) each: three on ``tokens`` (B, T), induction on
+    ``INDUCTION_SEQUENCES`` sequences of T // 2 random ids (distinct where the vocabulary
+    allows) repeated twice."""
+    patterns = run_with_cache(model, tokens).patterns  # L x (B, H, T, T)
+    n = tokens.shape[1] // 2
     generator = torch.Generator().manual_seed(seed + INDUCTION_SEED_OFFSET)
     repeated = repeated_random_tokens(
-        task.vocab_size, n, INDUCTION_SEQUENCES, generator, distinct=n <= task.vocab_size
-    ).to(batch.inputs.device)  # (S, 2n)
+        vocab_size, n, INDUCTION_SEQUENCES, generator, distinct=n <= vocab_size
+    ).to(tokens.device)  # (S, 2n)
     return {
         "previous_token": previous_token_score(patterns),
         "three_back": k_back_score(patterns, 3),
-        "duplicate_token": duplicate_token_score(patterns, batch.inputs),
+        "duplicate_token": duplicate_token_score(patterns, tokens),
         "induction": induction_score(run_with_cache(model, repeated).patterns, n),
     }
 
@@ -64,7 +66,7 @@ def argmax_head(table: Tensor) -> list[int]:
 
 def head_report(model: nn.Module, task: Task, batch: Batch, seed: int) -> dict:
     """Scores, single-head ablations and the two named heads, as results.json stores them."""
-    scores = head_scores(model, task, batch, seed)
+    scores = head_scores(model, batch.inputs, task.vocab_size, seed)
     layers, heads = scores["induction"].shape
     without = torch.empty(layers, heads)  # (L, H) accuracy with that one head ablated
     before = None

@@ -43,7 +43,7 @@ def measure(model, task, batch, seed: int) -> dict:
     model.eval()
     with torch.no_grad():
         logits = model(batch.inputs)  # (N, T, V)
-    scores = head_scores(model, task, batch, seed)["induction"]  # (L, H)
+    scores = head_scores(model, batch.inputs, task.vocab_size, seed)["induction"]  # (L, H)
     model.train()
     return {
         "heldout_accuracy": rounded(accuracy(logits, batch.targets)),

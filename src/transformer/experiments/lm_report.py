@@ -12,8 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
+from transformer.experiments import viewer  # noqa: E402
+from transformer.experiments.heads import head_scores  # noqa: E402
 from transformer.experiments.plots import QUICK_NOTE  # noqa: E402
 from transformer.experiments.runner import rounded  # noqa: E402
+from transformer.inspect import run_with_cache  # noqa: E402
 from transformer.io import write_figure, write_json  # noqa: E402
 from transformer.lm import (  # noqa: E402
     VOCAB_SIZE,
@@ -26,6 +29,9 @@ from transformer.lm import (  # noqa: E402
 )
 
 FIGURES = ("loss_curves.png", "lr_schedule.png")
+EXAMPLE_BYTES = 48  # the start of val, drawn by attention.html
+SCORED_WINDOWS = 16  # val windows of block_size bytes that the head scores average over
+SHOWN = {ord(" "): "␣", ord("\n"): "⏎", ord("\t"): "⇥"}
 PROMPTS = ("def ", "class ", "import ")
 SAMPLE_TOKENS = 300
 SAMPLE_TEMPERATURE = 0.8
@@ -118,6 +124,30 @@ def measure(
             "lr": thinned(history.lr),
         },
         "samples": samples(model, seed, max_new),
+        "attention": attention_section(model, corpus, block_size, seed),
+    }
+
+
+def byte_label(value: int) -> str:
+    """A byte as one visible character (space, newline and tab as symbols, others escaped)."""
+    if value in SHOWN:
+        return SHOWN[value]
+    return chr(value) if 32 < value < 127 else f"\\x{value:02x}"
+
+
+def attention_section(model: nn.Module, corpus: Corpus, block_size: int, seed: int) -> dict:
+    """The start of val with every layer's and head's weights (what attention.html draws),
+    and the four head scores over the first ``SCORED_WINDOWS`` windows of val."""
+    device = next(model.parameters()).device
+    shown = corpus.val[: min(EXAMPLE_BYTES, block_size)].long().unsqueeze(0).to(device)  # (1, T)
+    windows = min(SCORED_WINDOWS, corpus.val.numel() // block_size)
+    scored = corpus.val[: windows * block_size].long().view(windows, block_size).to(device)
+    scores = head_scores(model, scored, VOCAB_SIZE, seed)
+    patterns = run_with_cache(model, shown).patterns  # L x (1, H, T, T)
+    return {
+        "tokens": [byte_label(int(b)) for b in shown[0]],
+        "attention": [rounded(w[0].tolist()) for w in patterns],
+        "scores": {name: rounded(table.tolist()) for name, table in scores.items()},
     }
 
 
@@ -173,8 +203,15 @@ def save(results: dict, out: Path) -> Path:
     """Write the figures, then results.json (so a results.json always has its figures)."""
     draw_losses(out / FIGURES[0], results)
     draw_schedule(out / FIGURES[1], results)
+    shown = results["attention"]
+    viewer.write_page(
+        out / viewer.PAGE, f"{results['version']} language model: attention on the start of val"
+        + quick_note(results), shown["tokens"], shown["attention"], scores=shown["scores"],
+        caption="The first bytes of the held-out files; the scores are over "
+        f"{SCORED_WINDOWS} windows of them (induction: on repeated random bytes).",
+    )  # fmt: skip
     path = out / "results.json"
-    write_json(path, results | {"files": [*FIGURES, "checkpoint.safetensors"]})
+    write_json(path, results | {"files": [*FIGURES, viewer.PAGE, "checkpoint.safetensors"]})
     return path
 
 
