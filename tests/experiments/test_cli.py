@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ["pattern", "fibonacci", "sequential"]
 VERSIONS = [stage.version for stage in list_stages(NEXT_TOKEN)]  # every stage these tasks take
 FIGURES = [
+    "attention.html",
     "checkpoint.safetensors",
     "loss_curve.png",
     "probe_attention.png",
@@ -94,6 +95,8 @@ def test_script_runs_every_stage_in_quick_mode(experiment, tmp_path):
             for png in FIGURES:
                 if png.endswith(".png"):
                     assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            page = (folder / "attention.html").read_text()
+            assert page.startswith("<!DOCTYPE html>") and "http" not in page  # offline
             result = json.loads((folder / "results.json").read_text())
             check_schema(result, experiment, version)
             assert result["seed"] == seed
